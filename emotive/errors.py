@@ -7,4 +7,4 @@ to do. The CLI prints it without a traceback and exits with status 2.
 
 
 class UserError(Exception):
-  """Bad input from a user: a one-line message, no traceback, exit code 2."""
+    """Bad input from a user: a one-line message, no traceback, exit code 2."""
