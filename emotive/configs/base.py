@@ -117,22 +117,25 @@ def _type_name(tp: Any) -> str:
     return name + (" or none" if optional else "")
 
 
-def override(cfg: Any, key: str, text: str) -> Any:
+def override(cfg: Any, key: str, text: str, _prefix: str = "") -> Any:
     """Returns a copy of `cfg` with the dotted `key` set from string `text`."""
     head, _, rest = key.partition(".")
+    full = _prefix + key
     names = {f.name for f in dataclasses.fields(cfg)}
     if head not in names:
-        raise UserError(f"unknown config key '{key}'; valid keys: {', '.join(valid_keys(cfg))}")
+        raise UserError(f"unknown config key '{full}'; valid keys: "
+                        f"{', '.join(valid_keys(cfg, _prefix))}")
     current = getattr(cfg, head)
     if rest:
         if not is_config(current):
-            raise UserError(f"config key '{head}' has no sub-keys; valid keys: "
-                            f"{', '.join(valid_keys(cfg))}")
-        return dataclasses.replace(cfg, **{head: override(current, rest, text)})
+            raise UserError(f"config key '{_prefix + head}' has no sub-keys; valid keys: "
+                            f"{', '.join(valid_keys(cfg, _prefix))}")
+        return dataclasses.replace(cfg, **{head: override(current, rest, text,
+                                                          _prefix + head + ".")})
     if is_config(current):
-        raise UserError(f"config key '{key}' is a section; set one of its keys: "
-                        f"{', '.join(valid_keys(current, key + '.'))}")
-    value = parse_value(text, _field_types(cfg)[head], key)
+        raise UserError(f"config key '{full}' is a section; set one of its keys: "
+                        f"{', '.join(valid_keys(current, full + '.'))}")
+    value = parse_value(text, _field_types(cfg)[head], full)
     return dataclasses.replace(cfg, **{head: value})
 
 

@@ -1,0 +1,3 @@
+from emotive.cli import entry
+
+entry()

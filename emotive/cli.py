@@ -1,0 +1,65 @@
+"""The `emotive` command: one entry point, a subcommand per job.
+
+Each subcommand is a (module, description) entry in `COMMANDS`; its module has
+`add_arguments(parser)` and `run(args) -> int`, imported only when chosen so that
+`emotive --help` stays fast. `UserError` anywhere becomes one line on stderr and
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from emotive.errors import UserError
+
+COMMANDS = {
+    "train": ("emotive.commands.train", "train a model from a config and preset"),
+    "data": ("emotive.commands.data", "build datasets (the embedded emotional speech corpus)"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line plus a hint, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = _Parser(prog="emotive", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:  # import only the module that will run
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return importlib.import_module(COMMANDS[args.command][0]).run(args) or 0
+    except UserError as exc:
+        print(f"emotive {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"emotive {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,66 @@
+"""The synthetic speakers of the emotional speech corpus.
+
+A speaker is an eSpeak NG accent (the language file) combined with a voice
+variant (formant and pitch settings, the part after '+'), plus its own base
+pitch, pitch range, speaking rate and level. Every speaker uses a different
+variant and no two share both accent and variant, so speakers differ in timbre
+as well as in prosody. Emotion presets are applied relative to these bases.
+
+The base pitch stays within 35..62 on eSpeak's 0..100 scale so that the
+strongest emotional raise (about +30) and lowering (about -16) stay in range.
+"""
+
+from dataclasses import dataclass
+
+from emotive.errors import UserError
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One synthetic speaker.
+
+    id: stable identifier used in clip ids and metadata; voice: eSpeak voice
+    name 'language+variant'; sex: 'female' or 'male'; accent: a readable
+    accent label; pitch, pitch_range: eSpeak 0..100 bases; rate: base words
+    per minute; gain_db: level offset applied after synthesis.
+    """
+
+    id: str
+    voice: str
+    sex: str
+    accent: str
+    pitch: int
+    pitch_range: int
+    rate: int
+    gain_db: float
+
+
+SPEAKERS: tuple[Speaker, ...] = (
+    Speaker('spk01', 'en+m1', 'male', 'british', 50, 50, 170, 0.0),
+    Speaker('spk02', 'en-us+f1', 'female', 'american', 48, 55, 175, -1.0),
+    Speaker('spk03', 'en-us+m2', 'male', 'american', 42, 45, 180, 1.0),
+    Speaker('spk04', 'en-gb-scotland+f2', 'female', 'scottish', 55, 48, 165, 0.5),
+    Speaker('spk05', 'en-gb-scotland+m3', 'male', 'scottish', 58, 52, 160, -0.5),
+    Speaker('spk06', 'en+f3', 'female', 'british', 45, 60, 185, 0.0),
+    Speaker('spk07', 'en-029+m4', 'male', 'caribbean', 45, 58, 175, 1.5),
+    Speaker('spk08', 'en-029+f5', 'female', 'caribbean', 52, 45, 170, -1.5),
+    Speaker('spk09', 'en-gb-x-rp+m5', 'male', 'received-pronunciation', 54, 42, 165, 0.0),
+    Speaker('spk10', 'en-gb-x-rp+f4', 'female', 'received-pronunciation', 40, 50, 180, 1.0),
+    Speaker('spk11', 'en-us-nyc+m6', 'male', 'new-york', 38, 55, 190, -1.0),
+    Speaker('spk12', 'en-us-nyc+linda', 'female', 'new-york', 50, 52, 175, 0.5),
+    Speaker('spk13', 'en-gb-x-gbclan+m7', 'male', 'lancastrian', 60, 48, 170, 0.0),
+    Speaker('spk14', 'en-gb-x-gbcwmd+steph', 'female', 'west-midlands', 46, 58, 165, -0.5),
+    Speaker('spk15', 'en-gb-x-gbcwmd+m8', 'male', 'west-midlands', 48, 46, 185, 0.5),
+    Speaker('spk16', 'en-us+belinda', 'female', 'american', 58, 50, 170, -1.0),
+)
+
+SPEAKERS_BY_ID = {s.id: s for s in SPEAKERS}
+
+
+def speaker_by_id(speaker_id: str) -> Speaker:
+    """Return the Speaker with this id; raise UserError for an unknown one."""
+    try:
+        return SPEAKERS_BY_ID[speaker_id]
+    except KeyError:
+        raise UserError(f'unknown speaker {speaker_id!r}; use one of '
+                        f'{SPEAKERS[0].id}..{SPEAKERS[-1].id}') from None

@@ -1,0 +1,156 @@
+"""Train state as pure pytrees, created sharded, and the jitted train and eval steps.
+
+The model is split once into a graph definition and states (one per parameter
+group, plus `rest` for non-parameter variables such as batch-norm statistics).
+The train state is plain nested dicts of arrays, so orbax saves it and
+`jax.jit` shards it with explicit in/out shardings:
+
+    {"step": int32[], "params": {group: tree}, "opt": {group: optax state}, "rest": tree}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+
+from emotive.models.sharding import use_mesh
+from emotive.train.mesh import batch_sharding, replicated, state_shardings
+from emotive.train.task import Task
+
+
+@dataclasses.dataclass
+class Model:
+    """What the steps need to rebuild the nnx model from pure states."""
+
+    graphdef: Any
+    groups: tuple[str, ...]
+    abstract_states: tuple[nnx.State, ...]  # one per group, then rest
+
+    def merge(self, params: dict, rest: dict) -> nnx.Module:
+        states = [nnx.State(params[g]) for g in self.groups] + [nnx.State(rest)]
+        return nnx.merge(self.graphdef, *states)
+
+
+def split_abstract(task: Task, seed: int) -> tuple[Model, Any]:
+    """Builds the model abstractly (no memory) and splits it by the task's parameter groups."""
+    abstract = nnx.eval_shape(lambda: task.make_model(nnx.Rngs(seed)))
+    filters = [task.param_filters[g] for g in task.groups]
+    graphdef, *states = nnx.split(abstract, *filters, ...)
+    return Model(graphdef, task.groups, tuple(states)), abstract
+
+
+def _pure(state: nnx.State) -> dict:
+    return state.to_pure_dict()
+
+
+def init_state(task: Task, model: Model, optimizers: dict, mesh: Mesh, seed: int):
+    """Initialises parameters directly into their shardings; returns (state, state_shardings)."""
+    param_sh = {g: _pure(state_shardings(s, mesh)) for g, s in zip(model.groups,
+                                                                     model.abstract_states)}
+    rest_sh = _pure(state_shardings(model.abstract_states[-1], mesh))
+    filters = [task.param_filters[g] for g in task.groups]
+
+    def init_params():
+        _, *states = nnx.split(task.make_model(nnx.Rngs(seed)), *filters, ...)
+        params = {g: _pure(s) for g, s in zip(model.groups, states)}
+        return params, _pure(states[-1])
+
+    with use_mesh(mesh):
+        params, rest = jax.jit(init_params, out_shardings=(param_sh, rest_sh))()
+        opt = {g: jax.jit(optimizers[g].init)(params[g]) for g in model.groups}
+    state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt": opt, "rest": rest}
+    shardings = jax.tree.map(lambda x: x.sharding, state)
+    shardings["step"] = replicated(mesh)
+    return jax.device_put(state, shardings), shardings
+
+
+def abstract_state(state_or_shardings: Any, like: Any) -> Any:
+    """ShapeDtypeStructs carrying shardings: the target orbax restores into."""
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                        like, state_or_shardings)
+
+
+def _split_micro(batch: dict, n: int) -> dict:
+    return jax.tree.map(lambda x: x.reshape((n, x.shape[0] // n) + x.shape[1:]), batch)
+
+
+def make_train_step(task: Task, model: Model, optimizers: dict, schedules: dict, seed: int,
+                    grad_accum: int):
+    """Returns train_step(state, batch) -> (state, metrics), pure and jittable."""
+    groups = model.groups
+    multi = len(groups) > 1
+    rest_filter = nnx.Not(nnx.Any(*[task.param_filters[g] for g in groups]))
+
+    def train_step(state, batch):
+        step = state["step"]
+        params, opt, rest = dict(state["params"]), dict(state["opt"]), state["rest"]
+        metrics = {}
+        for gi, group in enumerate(groups):
+            rng = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), step), gi)
+
+            def loss_of(p, rest, micro_batch, rng):
+                m = model.merge({**params, group: p}, rest)
+                loss, aux = task.losses[group](m, micro_batch, rng)
+                new_rest = _pure(nnx.state(m, rest_filter)) if rest else rest
+                return loss, (aux, new_rest)
+
+            grad_fn = jax.value_and_grad(loss_of, has_aux=True)
+            if grad_accum == 1:
+                (loss, (aux, rest)), grads = grad_fn(params[group], rest, batch, rng)
+            else:
+                def micro(carry, xs):
+                    grads_acc, rest, loss_acc, aux_acc = carry
+                    mb, i = xs
+                    (loss, (aux, rest)), g = grad_fn(params[group], rest, mb,
+                                                     jax.random.fold_in(rng, i))
+                    grads_acc = jax.tree.map(jnp.add, grads_acc, g)
+                    aux_acc = jax.tree.map(jnp.add, aux_acc, aux)
+                    return (grads_acc, rest, loss_acc + loss, aux_acc), None
+
+                zeros = jax.tree.map(jnp.zeros_like, params[group])
+                aux0 = jax.eval_shape(lambda: grad_fn(params[group], rest,
+                                                      jax.tree.map(lambda x: x[0],
+                                                                   _split_micro(batch, grad_accum)),
+                                                      rng)[0][1][0])
+                aux0 = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux0)
+                (grads, rest, loss, aux), _ = jax.lax.scan(
+                    micro, (zeros, rest, jnp.zeros((), jnp.float32), aux0),
+                    (_split_micro(batch, grad_accum), jnp.arange(grad_accum)))
+                grads = jax.tree.map(lambda g: g / grad_accum, grads)
+                loss = loss / grad_accum
+                aux = jax.tree.map(lambda a: a / grad_accum, aux)
+            updates, opt[group] = optimizers[group].update(grads, opt[group], params[group])
+            params[group] = optax.apply_updates(params[group], updates)
+            suffix = f"_{group}" if multi else ""
+            metrics[f"loss{suffix}"] = loss
+            metrics[f"grad_norm{suffix}"] = optax.global_norm(grads)
+            metrics[f"lr{suffix}"] = schedules[group](step)
+            metrics.update(aux)
+        new_state = {"step": step + 1, "params": params, "opt": opt, "rest": rest}
+        return new_state, metrics
+
+    return train_step
+
+
+def make_eval_step(task: Task, model: Model):
+    def eval_step(state, batch):
+        m = model.merge(state["params"], state["rest"])
+        return task.eval_fn(m, batch)
+
+    return eval_step
+
+
+def global_batch(local: dict, mesh: Mesh) -> dict:
+    """Process-local numpy batch -> global jax arrays sharded over the batch axes."""
+    return {k: jax.make_array_from_process_local_data(batch_sharding(mesh, v.ndim), v)
+            for k, v in local.items()}
+
+
+def batch_shardings(batch: dict, mesh: Mesh) -> dict[str, NamedSharding]:
+    return {k: batch_sharding(mesh, v.ndim) for k, v in batch.items()}
