@@ -281,7 +281,8 @@ def apply_condition(x: np.ndarray, sr: int, condition: str, rng: np.random.Gener
     elif condition == 'shout':
         x = tilt(x, sr, 3.0)  # vocal effort raises the high-frequency energy
         x = compress(gain(x, rng.uniform(8.0, 11.0)), 0.8)
-        x = np.clip(x, -0.9, 0.9)  # mild clipping, as from an overdriven recording
+        ceiling = 0.7 * np.abs(x).max()  # mild clipping of the loudest peaks, as in an overdriven recording
+        x = np.clip(x, -ceiling, ceiling)
     return x
 
 

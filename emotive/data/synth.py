@@ -41,7 +41,7 @@ from emotive.data.voices import SPEAKERS, speaker_by_id
 from emotive.errors import UserError
 
 SPLITS = ('train', 'validation', 'test')
-BASE_LEVEL_DB = -8.0  # headroom below eSpeak's level so loud emotions and shouting fit
+BASE_LEVEL_DB = -5.0  # headroom below eSpeak's level so loud emotions and shouting fit
 _TEXT_SHARE = {'train': 0.7, 'validation': 0.1, 'test': 0.2}
 
 
@@ -183,7 +183,20 @@ def _make_clip(job: dict) -> dict:
                 sex=speaker.sex, accent=speaker.accent, emotion=job['emotion'],
                 intensity=job['intensity'], arousal=arousal, dominance=dominance, valence=valence,
                 condition=job['condition'], text=text, text_kind=kind,
-                seconds=round(pcm.size / SAMPLE_RATE, 4), sample_rate=SAMPLE_RATE)
+                seconds=pcm.size / SAMPLE_RATE, sample_rate=SAMPLE_RATE)
+
+
+def _subset(jobs: list[dict], limit: int) -> list[dict]:
+    """Pick `limit` jobs spread evenly over the plan, with every condition represented."""
+    groups = [[i for i, j in enumerate(jobs) if j['condition'] == c] for c in emo.CONDITIONS]
+    groups = [g for g in groups if g]
+    rare = [max(1, round(limit * len(g) / len(jobs))) for g in groups[1:]]
+    sizes = [max(1, limit - sum(rare))] + rare
+    keep = []
+    for group, size in zip(groups, sizes):
+        picks = np.linspace(0, len(group) - 1, min(size, len(group))).round().astype(int)
+        keep += [group[k] for k in np.unique(picks)]
+    return [jobs[i] for i in sorted(keep)[:limit]]
 
 
 def _prepare_out_dir(out: Path) -> None:
@@ -203,8 +216,8 @@ def _prepare_out_dir(out: Path) -> None:
 
 def _summarise(records: list[dict], speaker_split: dict, preset: str, seed: int,
                limit: int | None, seconds: float) -> dict:
-    def count(key, rows=records):
-        return dict(sorted(Counter(r[key] for r in rows).items()))
+    def count(key, rows=records):  # string keys, so the summary survives a JSON round trip
+        return {str(k): v for k, v in sorted(Counter(r[key] for r in rows).items())}
 
     def hours(rows):
         return round(sum(r['seconds'] for r in rows) / 3600, 4)
@@ -234,13 +247,14 @@ def build_corpus(out_dir, preset: str = 'tiny', seed: int = 0, workers: int | No
     """
     if workers is not None and workers < 1:
         raise UserError(f'--workers must be at least 1, got {workers}')
+    if seed < 0:
+        raise UserError(f'--seed must be 0 or more, got {seed}')
     if limit is not None and limit < 1:
         raise UserError(f'limit must be at least 1, got {limit}')
     start = time.perf_counter()
     jobs, speaker_split = plan_corpus(preset, seed)
     if limit is not None and limit < len(jobs):
-        keep = np.unique(np.linspace(0, len(jobs) - 1, limit).round().astype(int))
-        jobs = [jobs[i] for i in keep]
+        jobs = _subset(jobs, limit)
     out = Path(out_dir)
     _prepare_out_dir(out)
     workers = min(workers or os.cpu_count() or 1, len(jobs))

@@ -65,8 +65,12 @@ def init_state(task: Task, model: Model, optimizers: dict, mesh: Mesh, seed: int
         params, rest = jax.jit(init_params, out_shardings=(param_sh, rest_sh))()
         opt = {g: jax.jit(optimizers[g].init)(params[g]) for g in model.groups}
     state = {"step": jnp.zeros((), jnp.int32), "params": params, "opt": opt, "rest": rest}
-    shardings = jax.tree.map(lambda x: x.sharding, state)
-    shardings["step"] = replicated(mesh)
+
+    def on_mesh(x):  # optimiser moments follow their parameters; scalars are replicated
+        s = x.sharding
+        return s if isinstance(s, NamedSharding) and s.mesh == mesh else replicated(mesh)
+
+    shardings = jax.tree.map(on_mesh, state)
     return jax.device_put(state, shardings), shardings
 
 
