@@ -69,17 +69,30 @@ def base() -> ToyLMConfig:
     )
 
 
-def full() -> ToyLMConfig:
-    """Full scale: a ~1B-parameter body on the same task, for scaling tests on accelerators."""
+def llasa_1b() -> ToyLMConfig:
+    """Llama-3.2-1B / Llasa-1B shape (untied, vocabulary 193,800) on the same task.
+
+    For scale-on-paper, MFU and multi-device runs; 2049-token rows like Llasa's 2048.
+    """
     return ToyLMConfig(
         model=TransformerConfig(num_layers=16, d_model=2048, num_heads=32, num_kv_heads=8,
-                                head_dim=64, mlp_dim=8192, scan_layers=True, remat="dots",
+                                head_dim=64, mlp_dim=8192, rope_theta=500000.0,
+                                rope_scaling_factor=32.0, scan_layers=True, remat="dots",
                                 dtype="bfloat16"),
-        data=ReversalDataConfig(num_symbols=1024, max_len=1023),
-        optim=OptimConfig(lr=3e-4, warmup_steps=1000),
+        data=ReversalDataConfig(num_symbols=193_796, max_len=1023),
+        optim=OptimConfig(lr=5e-5, warmup_steps=1000, b2=0.95, weight_decay=0.01),
         mesh=MeshConfig(data=1, fsdp=-1),
         train=TrainConfig(steps=20_000, batch_size=256, eval_every=1000, ckpt_every=1000),
     )
 
 
-PRESETS = {"tiny": tiny, "base": base, "full": full}
+def llama_8b() -> ToyLMConfig:
+    """Llama-3.1-8B shape with the Llasa vocabulary."""
+    cfg = llasa_1b()
+    model = dataclasses.replace(cfg.model, num_layers=32, d_model=4096, num_heads=32,
+                                num_kv_heads=8, head_dim=128, mlp_dim=14336,
+                                rope_scaling_factor=8.0)
+    return dataclasses.replace(cfg, model=model)
+
+
+PRESETS = {"tiny": tiny, "base": base, "1b": llasa_1b, "8b": llama_8b}
