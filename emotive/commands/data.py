@@ -1,0 +1,26 @@
+"""`emotive data SUBCOMMAND`: build datasets.
+
+    emotive data synth --preset tiny|full --out DIR [--seed S] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# Sub-subcommand -> (module with add_arguments/run, help).
+DATA_COMMANDS = {
+    "synth": ("emotive.data.synth", "synthesise the embedded emotional speech corpus (eSpeak NG)"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True,
+                                parser_class=type(parser))
+    for name, (module, help_text) in DATA_COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    return importlib.import_module(DATA_COMMANDS[args.data_command][0]).run(args)
