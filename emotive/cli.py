@@ -18,6 +18,8 @@ from emotive.errors import UserError
 COMMANDS = {
     "train": ("emotive.commands.train", "train a model from a config and preset"),
     "data": ("emotive.commands.data", "build datasets (the embedded emotional speech corpus)"),
+    "scale": ("emotive.commands.scale", "count parameters, compile the train step on simulated "
+              "devices, report per-device memory and FLOPs"),
 }
 
 
