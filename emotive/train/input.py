@@ -31,27 +31,40 @@ def make_iterator(source: Sequence | grain.MapDataset, *, global_batch_size: int
     """A checkpointable iterator of this process's share of each global batch.
 
     `source` is any random-access sequence (a tfds data source, a list, a
-    MapDataset). Each process takes every `process_count`-th record starting at
-    `process_index` (disjoint shards that together cover the epoch), shuffles
-    them with `seed` afresh each epoch, maps `transform` (or `random_transform`,
-    which also receives a per-record numpy Generator derived from `seed`, so crops
-    are reproducible), and batches `global_batch_size / process_count` records.
-    `num_epochs=None` repeats forever.
+    MapDataset). Record order is a per-epoch shuffle of the whole dataset with
+    `seed`; global batch k is positions [k*B, (k+1)*B) of that order and process
+    p reads the contiguous block [k*B + p*B/P, k*B + (p+1)*B/P). So every process
+    reads a disjoint share, the shares cover each epoch, and the global batch is
+    the same rows in the same order whatever the number of processes.
+    `transform(record)` then `random_transform(record, rng)` run on this
+    process's records only; the rng is seeded by (seed, global position), so random
+    crops are also independent of the process count. `num_epochs=None` repeats
+    forever; an incomplete last global batch is dropped.
     """
-    ds = source if isinstance(source, grain.MapDataset) else grain.MapDataset.source(source)
-    if len(ds) < process_count:
-        raise UserError(f"the dataset has {len(ds)} records, fewer than the {process_count} "
-                        "processes reading it")
-    ds = ds[process_index::process_count]
-    if shuffle:
-        ds = ds.shuffle(seed=seed)
-    ds = ds.repeat(num_epochs)
-    if transform is not None:
-        ds = ds.map(transform)
-    if random_transform is not None:
-        ds = ds.random_map(random_transform, seed=seed + 1 + process_index)
+    del drop_remainder  # always: fixed shapes, and identical global batches across topologies
+    n = len(source)
     batch_size = local_batch_size(global_batch_size, process_count)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder, batch_fn=batch_fn)
+    if n < global_batch_size and num_epochs is not None:
+        raise UserError(f"the dataset has {n} records, fewer than one global batch of "
+                        f"{global_batch_size}; lower the batch size or add data")
+    order = grain.MapDataset.range(n)
+    if shuffle:
+        order = order.shuffle(seed=seed)
+    order = order.repeat(num_epochs)
+    num_batches = len(order) // global_batch_size
+
+    def load(i: int):
+        position = (i // batch_size) * global_batch_size + process_index * batch_size \
+            + i % batch_size
+        record = source[int(order[position])]
+        if transform is not None:
+            record = transform(record)
+        if random_transform is not None:
+            record = random_transform(record, np.random.default_rng([seed, position]))
+        return record
+
+    ds = grain.MapDataset.range(num_batches * batch_size).map(load)
+    ds = ds.batch(batch_size, drop_remainder=True, batch_fn=batch_fn)
     iter_ds = ds.to_iter_dataset()
     if prefetch_threads > 0:
         iter_ds = grain.experimental.ThreadPrefetchIterDataset(iter_ds,
