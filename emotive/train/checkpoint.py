@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import pathlib
+import shutil
 from typing import Any
 
 import grain
@@ -58,11 +59,27 @@ class Checkpointer:
                 restored = self.manager.restore(step, args=ocp.args.Composite(**items))
             except Exception as exc:  # noqa: BLE001 - any read failure means "try the previous one"
                 reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                aside = self._move_aside(step)
                 print(f"checkpoint step {step} in {self.directory} is unreadable ({reason}); "
-                      "trying the previous one", flush=True)
+                      f"moved it to {aside.name} and trying the previous one", flush=True)
                 continue
             return step, restored["state"]
         return None
+
+    def _move_aside(self, step: int) -> pathlib.Path:
+        """Renames an unreadable step folder so a resumed run can write that step again."""
+        source = self.directory / str(step)
+        target = self.directory / f"{step}.unreadable"
+        if jax.process_index() == 0 and source.exists():
+            if target.exists():
+                shutil.rmtree(target)
+            source.rename(target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"emotive_move_aside_{step}")
+        self.manager.reload()
+        return target
 
     def wait(self) -> None:
         self.manager.wait_until_finished()

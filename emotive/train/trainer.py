@@ -197,7 +197,8 @@ def train(cfg: Any, workdir: str | pathlib.Path, *, resume: bool = False,
 
 
 def _check_finite(metrics: dict, step: int, ckpt: Checkpointer | None) -> None:
-    loss_keys = [k for k in metrics if k.startswith("loss")]
+    """Raises NonFiniteLoss if a loss or gradient norm of `step` is NaN or Inf."""
+    loss_keys = [k for k in metrics if k.startswith(("loss", "grad_norm"))]
     values = jax.device_get({k: metrics[k] for k in loss_keys})
     bad = {k: float(v) for k, v in values.items() if not np.isfinite(v)}
     if bad:
