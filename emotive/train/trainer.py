@@ -133,8 +133,7 @@ def train(cfg: Any, workdir: str | pathlib.Path, *, resume: bool = False,
                    f"checkpoints in {workdir / 'checkpoints'}")
     summary: dict = {"workdir": str(workdir), "start_step": start}
     pending = first
-    units = 0
-    interval_start, interval_steps = time.perf_counter(), 0
+    meter = _Throughput(task, peak * mesh.size)
     last_metrics = None
     with _SigtermFlag() as sigterm:
         try:
@@ -149,9 +148,7 @@ def train(cfg: Any, workdir: str | pathlib.Path, *, resume: bool = False,
                 if profiling and step == tcfg.profile_start + tcfg.profile_steps - 1:
                     jax.block_until_ready(state)
                     jax.profiler.stop_trace()
-                units += task.count_units(local) * jax.process_count() if task.count_units \
-                    else len(next(iter(local.values()))) * jax.process_count()
-                interval_steps += 1
+                meter.add(local)
                 done = step + 1
                 # Check the previous step's loss without stalling the device pipeline.
                 if last_metrics is not None:
@@ -163,16 +160,9 @@ def train(cfg: Any, workdir: str | pathlib.Path, *, resume: bool = False,
                     _check_finite(metrics, done, ckpt)
                 if done % tcfg.log_every == 0 or done == tcfg.steps:
                     host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    elapsed = time.perf_counter() - interval_start
-                    host[f"{task.throughput_unit}_per_s"] = units / elapsed
-                    host["steps_per_s"] = interval_steps / elapsed
-                    if task.flops_per_step:
-                        achieved = task.flops_per_step * interval_steps / elapsed / 1e12
-                        host["tflops"] = achieved
-                        host["mfu"] = achieved / (peak * mesh.size)
+                    host.update(meter.read_and_reset())
                     logger.write(done, host)
                     summary["train"] = host
-                    units, interval_start, interval_steps = 0, time.perf_counter(), 0
                 if eval_step is not None and (done % tcfg.eval_every == 0 or done == tcfg.steps):
                     summary["eval"] = _evaluate(task, eval_step, state, mesh, tcfg.eval_batches)
                     logger.write(done, summary["eval"], prefix="eval")
@@ -182,8 +172,9 @@ def train(cfg: Any, workdir: str | pathlib.Path, *, resume: bool = False,
                     ckpt.save(done, state, data_iter, config_json)
                 logger.advance()
                 if sigterm.raised:
-                    raise Preempted(f"SIGTERM at step {done}: saved a checkpoint in "
-                                    f"{workdir / 'checkpoints'}; rerun with --resume")
+                    saved = (f"saved a checkpoint in {workdir / 'checkpoints'}; rerun with --resume"
+                             if ckpt is not None else "checkpoints are off (train.ckpt_every=0)")
+                    raise Preempted(f"SIGTERM at step {done}: {saved}")
         finally:
             logger.close()
             if ckpt is not None:
@@ -194,6 +185,31 @@ def train(cfg: Any, workdir: str | pathlib.Path, *, resume: bool = False,
     summary["state"] = state
     return summary
 
+
+
+class _Throughput:
+    """Work done since the last log: steps/s, tokens or examples/s, TFLOP/s and MFU."""
+
+    def __init__(self, task, peak_tflops_all_devices: float):
+        self.task = task
+        self.peak = peak_tflops_all_devices
+        self.units, self.steps, self.start = 0, 0, time.perf_counter()
+
+    def add(self, local_batch: dict) -> None:
+        count = (self.task.count_units(local_batch) if self.task.count_units
+                 else len(next(iter(local_batch.values()))))
+        self.units += count * jax.process_count()  # every process holds an equal share
+        self.steps += 1
+
+    def read_and_reset(self) -> dict:
+        elapsed = time.perf_counter() - self.start
+        out = {f"{self.task.throughput_unit}_per_s": self.units / elapsed,
+               "steps_per_s": self.steps / elapsed}
+        if self.task.flops_per_step:
+            out["tflops"] = self.task.flops_per_step * self.steps / elapsed / 1e12
+            out["mfu"] = out["tflops"] / self.peak
+        self.units, self.steps, self.start = 0, 0, time.perf_counter()
+        return out
 
 
 def _check_finite(metrics: dict, step: int, ckpt: Checkpointer | None) -> None:
