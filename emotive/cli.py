@@ -20,6 +20,8 @@ COMMANDS = {
     "data": ("emotive.commands.data", "build datasets (the embedded emotional speech corpus)"),
     "scale": ("emotive.commands.scale", "count parameters, compile the train step on simulated "
               "devices, report per-device memory and FLOPs"),
+    "convert": ("emotive.commands.convert", "convert public checkpoints (Hugging Face Llama) "
+                "to emotive checkpoints"),
 }
 
 
