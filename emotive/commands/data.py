@@ -1,6 +1,7 @@
 """`emotive data SUBCOMMAND`: build datasets.
 
     emotive data synth --preset tiny|full --out DIR [--seed S] [--workers N]
+    emotive data build emotive_speech|audio_folder|ravdess|crema_d --src DIR --out DATA_DIR
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib
 # Sub-subcommand -> (module with add_arguments/run, help).
 DATA_COMMANDS = {
     "synth": ("emotive.data.synth", "synthesise the embedded emotional speech corpus (eSpeak NG)"),
+    "build": ("emotive.data.builders", "build a TFDS array_record dataset from a folder of audio"),
 }
 
 

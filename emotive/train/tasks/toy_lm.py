@@ -15,7 +15,7 @@ import optax
 from emotive.configs.toy_lm import ReversalDataConfig, ToyLMConfig
 from emotive.models.lm import CausalLM
 from emotive.models.transformer import train_flops
-from emotive.train.input import make_iterator
+from emotive.data.input import make_iterator
 from emotive.train.task import DataSpec, Task
 
 PAD, BOS, SEP, EOS = 0, 1, 2, 3

@@ -27,7 +27,7 @@ def make_iterator(source: Sequence | grain.MapDataset, *, global_batch_size: int
                   transform: Callable[[Any], dict] | None = None,
                   random_transform: Callable[[Any, np.random.Generator], dict] | None = None,
                   batch_fn: Callable[[list], dict] | None = None, drop_remainder: bool = True,
-                  prefetch_threads: int = 0):
+                  prefetch_threads: int = 0, read_threads: int = 4, read_buffer: int = 8):
     """A checkpointable iterator of this process's share of each global batch.
 
     `source` is any random-access sequence (a tfds data source, a list, a
@@ -65,7 +65,9 @@ def make_iterator(source: Sequence | grain.MapDataset, *, global_batch_size: int
 
     ds = grain.MapDataset.range(num_batches * batch_size).map(load)
     ds = ds.batch(batch_size, drop_remainder=True, batch_fn=batch_fn)
-    iter_ds = ds.to_iter_dataset()
+    # Elements are whole batches: keep grain's read-ahead small so memory stays bounded.
+    iter_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads,
+                                                   prefetch_buffer_size=read_buffer))
     if prefetch_threads > 0:
         iter_ds = grain.experimental.ThreadPrefetchIterDataset(iter_ds,
                                                                prefetch_buffer_size=prefetch_threads)
