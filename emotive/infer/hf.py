@@ -30,17 +30,16 @@ import jax
 import ml_dtypes
 import numpy as np
 from flax import nnx
-from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from emotive.configs.common import TransformerConfig
 from emotive.errors import UserError
+from emotive.infer.hf_files import (INDEX_FILE, open_safetensors, read_hf_config, read_tensor,
+                                    weight_files)
 from emotive.models.lm import CausalLM
 
 NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
 FLOAT_TENSOR_DTYPES = ("F32", "BF16", "F16")
-PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
-INDEX_FILE = "model.safetensors.index.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,63 +235,6 @@ def _is_ignorable(key: str, tie: bool) -> bool:
 # ----------------------------------------------------------------------------- import
 
 
-def read_hf_config(root: pathlib.Path) -> dict:
-    """config.json of a Hugging Face checkpoint directory, as a dict."""
-    if not root.is_dir():
-        raise UserError(f"{root} is not a directory; pass a Hugging Face checkpoint folder "
-                        "holding config.json and *.safetensors")
-    path = root / "config.json"
-    if not path.is_file():
-        raise UserError(f"{root} has no config.json; pass a Hugging Face checkpoint folder")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not readable JSON ({exc})") from None
-
-
-def _weight_files(root: pathlib.Path) -> list[pathlib.Path]:
-    """The safetensors files of a checkpoint: the index's shards, one file, or all of them."""
-    index = root / INDEX_FILE
-    if index.is_file():
-        try:
-            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (OSError, json.JSONDecodeError, KeyError, AttributeError) as exc:
-            raise UserError(f"{index} is not a valid safetensors index ({exc})") from None
-        absent = [n for n in names if not (root / n).is_file()]
-        if absent:
-            raise UserError(f"{index} names shards that are missing: {', '.join(absent)}")
-        return [root / n for n in names]
-    if (root / "model.safetensors").is_file():
-        return [root / "model.safetensors"]
-    files = sorted(root.glob("*.safetensors"))
-    if files:
-        return files
-    pickles = sorted(p.name for pat in PICKLE_PATTERNS for p in root.glob(pat))
-    if pickles:
-        raise UserError(f"{root} holds only pickled PyTorch weights ({', '.join(pickles)}), "
-                        "which emotive never loads because unpickling can run code; convert "
-                        "them to safetensors first (from_pretrained then "
-                        "save_pretrained(safe_serialization=True))")
-    raise UserError(f"{root} has no model.safetensors or sharded *.safetensors weights")
-
-
-def _open(path: pathlib.Path):
-    try:
-        return safe_open(path, framework="numpy")
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise UserError(f"{path} is not a readable safetensors file ({reason})") from None
-
-
-def _read(handle, key: str, path: pathlib.Path) -> np.ndarray:
-    try:
-        return handle.get_tensor(key)
-    except (TypeError, ValueError):
-        # Older safetensors cannot hand bfloat16 to numpy; the flax reader can.
-        with safe_open(path, framework="flax") as f:
-            return np.asarray(f.get_tensor(key))
-
-
 def import_hf_llama(path: str | pathlib.Path, *, dtype: str = "float32",
                     scan_layers: bool = False) -> tuple[CausalLM, HFLlamaInfo]:
     """Loads a LlamaForCausalLM directory (config.json + safetensors) as our CausalLM.
@@ -305,9 +247,9 @@ def import_hf_llama(path: str | pathlib.Path, *, dtype: str = "float32",
     hf = read_hf_config(root)
     cfg, vocab, tie = llama_config_from_hf(hf, dtype=dtype, scan_layers=scan_layers)
     specs = _tensor_specs(cfg, vocab, tie)
-    files = _weight_files(root)
+    files = weight_files(root)
     with contextlib.ExitStack() as stack:
-        handles = {f: stack.enter_context(_open(f)) for f in files}
+        handles = {f: stack.enter_context(open_safetensors(f)) for f in files}
         where: dict[str, pathlib.Path] = {}
         for f, handle in handles.items():
             for key in handle.keys():
@@ -319,7 +261,7 @@ def import_hf_llama(path: str | pathlib.Path, *, dtype: str = "float32",
         pure: dict = {}
         for s in specs:
             f = where[s.hf_key]
-            array = s.to_ours(_read(handles[f], s.hf_key, f)).astype(NP_DTYPES[dtype])
+            array = s.to_ours(read_tensor(handles[f], s.hf_key, f)).astype(NP_DTYPES[dtype])
             _put(pure, s, np.ascontiguousarray(array))
     if scan_layers:
         _stack_layers(pure, cfg.num_layers)
@@ -460,3 +402,8 @@ def _write_safetensors(tensors: dict[str, np.ndarray], root: pathlib.Path,
     index = {"metadata": {"total_size": int(sum(t.nbytes for t in tensors.values()))},
              "weight_map": weight_map}
     (root / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+
+
+# The Wav2Vec2 importer lives in its own module; `emotive.infer.hf` is the one place to import
+# every Hugging Face converter from.
+from emotive.infer.hf_wav2vec2 import HFWav2Vec2Info, import_hf_wav2vec2  # noqa: E402,F401

@@ -29,7 +29,6 @@ The categorical head never comes from a checkpoint: it is freshly initialised.
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 from typing import Callable
 
@@ -41,11 +40,11 @@ from safetensors import safe_open
 
 from emotive.configs.classifiers import EmotionHeadConfig, Wav2Vec2Config, wav2vec2_transformer
 from emotive.errors import UserError
+from emotive.infer.hf_files import read_hf_config, weight_files
 from emotive.models.ser import EmotionHeads, SpeechEmotionModel
 
 NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
 FLOAT_TENSOR_DTYPES = ("F32", "BF16", "F16")
-PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
 PREFIX = "wav2vec2."
 POS = "encoder.pos_conv_embed.conv."
 # Weight-norm spellings (magnitude g, direction v): torch.nn.utils.weight_norm, then the
@@ -210,43 +209,6 @@ def fold_weight_norm(g: np.ndarray, v: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- files
 
 
-def _read_config(root: pathlib.Path) -> dict:
-    if not root.is_dir():
-        raise UserError(f"{root} is not a directory; pass a Hugging Face checkpoint folder "
-                        "holding config.json and model.safetensors")
-    path = root / "config.json"
-    if not path.is_file():
-        raise UserError(f"{root} has no config.json; pass a Hugging Face checkpoint folder")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not readable JSON ({str(exc).splitlines()[0]})") from None
-
-
-def _weight_files(root: pathlib.Path) -> list[pathlib.Path]:
-    index = root / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (OSError, json.JSONDecodeError, KeyError, AttributeError) as exc:
-            raise UserError(f"{index} is not a valid safetensors index ({exc})") from None
-        absent = [n for n in names if not (root / n).is_file()]
-        if absent:
-            raise UserError(f"{index} names shards that are missing: {', '.join(absent)}")
-        return [root / n for n in names]
-    if (root / "model.safetensors").is_file():
-        return [root / "model.safetensors"]
-    files = sorted(root.glob("*.safetensors"))
-    if files:
-        return files
-    pickles = sorted(p.name for pat in PICKLE_PATTERNS for p in root.glob(pat))
-    if pickles:
-        raise UserError(f"{root} holds only pickled PyTorch weights ({', '.join(pickles)}), "
-                        "which emotive never loads because unpickling can run code; convert "
-                        "them with save_pretrained(safe_serialization=True) first")
-    raise UserError(f"{root} has no model.safetensors or sharded *.safetensors weights")
-
-
 class _Reader:
     """All tensors of a checkpoint by (prefix-free) key; reads lazily, checks shapes first."""
 
@@ -344,9 +306,9 @@ def import_hf_wav2vec2(path: str | pathlib.Path, *, with_head: bool = True,
     are checked before any is read. Returns (model, HFWav2Vec2Info).
     """
     root = pathlib.Path(path)
-    hf = _read_config(root)
+    hf = read_hf_config(root)
     cfg = wav2vec2_config_from_hf(hf, dtype=dtype, num_emotions=num_emotions)
-    files = _weight_files(root)
+    files = weight_files(root)
     reader = _Reader(files)
     specs = _encoder_specs(cfg)
     if with_head:

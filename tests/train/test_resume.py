@@ -1,7 +1,6 @@
 """Crash-exact resume (SIGKILL), preemption (SIGTERM), corrupt checkpoints, NaN stops."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess

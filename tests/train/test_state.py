@@ -1,6 +1,5 @@
 """Train step pieces: gradient accumulation, bf16 compute with fp32 master weights, reports."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp
