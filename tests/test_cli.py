@@ -7,9 +7,9 @@ import sys
 import pytest
 
 
-def emotive(*args):
+def emotive(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "emotive", *args], capture_output=True,
-                          text=True, env=dict(os.environ), timeout=300)
+                          text=True, env=dict(os.environ), timeout=300, cwd=cwd)
 
 
 def test_help_everywhere():
@@ -27,8 +27,8 @@ def test_help_everywhere():
     (["train", "toy_lm", "--set", "mesh.data=3"], "needs 3 devices but 8 are available"),
     (["train", "toy_lm", "--bogus"], "unrecognized arguments: --bogus"),
 ])
-def test_bad_input_is_one_line_exit_2(args, message):
-    result = emotive(*args)
+def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
+    result = emotive(*args, cwd=tmp_path)  # the default workdir lands in tmp_path
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,4 +1,5 @@
-"""Crash-exact resume (SIGKILL), preemption (SIGTERM), corrupt checkpoints, NaN stops."""
+"""Checkpoints across processes: crash-exact resume after SIGKILL (parameters, optimiser state
+and losses bit for bit), SIGTERM preemption, corrupt checkpoints, NaN stops."""
 
 import json
 import shutil
@@ -7,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
@@ -32,6 +35,10 @@ def _losses(workdir):
         if row["split"] == "train":
             out[row["step"]] = row["loss"]
     return out
+
+
+def _read_state(step_dir):
+    return ocp.StandardCheckpointer().restore((step_dir / "state").absolute())
 
 
 def _wait_for(path, proc, timeout=240):
@@ -64,6 +71,24 @@ def test_sigkill_then_resume_reproduces_the_uninterrupted_run(straight, tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resumed from step 20" in result.stdout
     assert _losses(work) == _losses(straight)  # bit for bit, all 40 steps
+    # and the final parameters and both Adam moments are identical too
+    final_a = _read_state(straight / "checkpoints" / "40")
+    final_b = _read_state(work / "checkpoints" / "40")
+    leaves_a, tree_a = jax.tree.flatten(final_a)
+    leaves_b, tree_b = jax.tree.flatten(final_b)
+    assert tree_a == tree_b and len(leaves_a) > 10
+    for x, y in zip(leaves_a, leaves_b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    config = json.loads((work / "checkpoints" / "40" / "config" / "metadata").read_text())
+    assert config["train"]["steps"] == STEPS and config["model"]["num_layers"] == 2
+
+
+def test_existing_checkpoints_need_resume(straight, tmp_path):
+    work = tmp_path / "again"
+    shutil.copytree(straight, work)
+    result = _run(work)
+    assert result.returncode == 2
+    assert "already holds checkpoints; pass --resume" in result.stderr
 
 
 def test_sigterm_saves_a_complete_checkpoint_and_exits_75(tmp_path):
@@ -79,8 +104,7 @@ def test_sigterm_saves_a_complete_checkpoint_and_exits_75(tmp_path):
     assert "SIGTERM at step" in out and "--resume" in out
     steps = sorted(int(p.name) for p in (work / "checkpoints").iterdir() if p.name.isdigit())
     assert steps and steps[-1] < STEPS
-    state = ocp.StandardCheckpointer().restore((work / "checkpoints" / str(steps[-1]) /
-                                                "state").absolute())
+    state = _read_state(work / "checkpoints" / str(steps[-1]))
     assert int(state["step"]) == steps[-1]
 
 
