@@ -48,7 +48,7 @@ def test_bad_overrides_name_the_problem_and_the_valid_keys(item, expected):
 
 
 def test_unknown_config_and_preset():
-    with pytest.raises(UserError, match="unknown config 'nope'; available: toy_lm"):
+    with pytest.raises(UserError, match="unknown config 'nope'; available: .*toy_lm"):
         configs.load("nope")
     with pytest.raises(UserError, match="unknown preset 'huge' for config 'toy_lm'"):
         configs.load("toy_lm", "huge")
