@@ -49,6 +49,7 @@ def peak_tflops(configured: float = 0.0, dtype=jnp.float32) -> tuple[float, str]
     if configured > 0:
         return configured, "config"
     known = known_peak_tflops()
-    if known is not None:
-        return known, "datasheet"
-    return measure_matmul_tflops(1024, dtype), "measured matmul"
+    if known is not None and dtype == jnp.bfloat16:
+        return known, "datasheet (bf16)"
+    # CPUs, and fp32 on accelerators: measure a matmul large enough to approach the peak.
+    return measure_matmul_tflops(2048, dtype), f"measured {jnp.dtype(dtype).name} matmul"

@@ -20,6 +20,7 @@ from flax import nnx
 
 from emotive.configs import base
 from emotive.errors import UserError
+from emotive.models.layers import dtype_of
 from emotive.models.sharding import use_mesh
 from emotive.train import flops as flops_lib
 from emotive.train.checkpoint import Checkpointer
@@ -127,7 +128,9 @@ def train(cfg: Any, workdir: str | pathlib.Path, *, resume: bool = False,
     if task.eval_fn is not None and task.data.eval is not None and tcfg.eval_every > 0:
         eval_step = jax.jit(make_eval_step(task, model))
 
-    peak, peak_source = flops_lib.peak_tflops(tcfg.peak_tflops)
+    model_cfg = getattr(cfg, "model", None)
+    compute_dtype = dtype_of(getattr(model_cfg, "dtype", "float32"))
+    peak, peak_source = flops_lib.peak_tflops(tcfg.peak_tflops, compute_dtype)
     logger = MetricLogger(workdir, total_steps=tcfg.steps, start_step=start, progress=progress)
     logger.message(f"logging to {logger.jsonl_path} and TensorBoard {logger.tb_dir}; "
                    f"checkpoints in {workdir / 'checkpoints'}")
