@@ -22,6 +22,8 @@ COMMANDS = {
               "devices, report per-device memory and FLOPs"),
     "convert": ("emotive.commands.convert", "convert public checkpoints (Hugging Face Llama) "
                 "to emotive checkpoints"),
+    "codec": ("emotive.commands.codec", "speech codec: encode audio to codes, decode, "
+              "pre-encode a dataset split, evaluate (PESQ, STOI, mel, SI-SDR)"),
 }
 
 

@@ -13,6 +13,7 @@ from emotive.errors import UserError
 # Experiment name -> module under emotive.configs. Add a line here for a new experiment.
 EXPERIMENTS = {
     "toy_lm": "emotive.configs.toy_lm",
+    "codec": "emotive.configs.codec",
 }
 
 

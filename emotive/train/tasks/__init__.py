@@ -12,6 +12,7 @@ from emotive.train.task import Task
 
 TASKS = {
     "toy_lm": "emotive.train.tasks.toy_lm",
+    "codec": "emotive.train.tasks.codec",
 }
 
 

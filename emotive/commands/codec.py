@@ -1,0 +1,135 @@
+"""`emotive codec encode|decode|encode-split|eval`: use a trained speech codec.
+
+    emotive codec encode IN.wav --ckpt DIR --out codes.npy
+    emotive codec decode codes.npy --ckpt DIR --out OUT.wav [--chunk-frames 25 --left-context 50]
+    emotive codec encode-split --ckpt DIR --data-dir DATA_DIR --split train --out codes.npz
+    emotive codec eval --ckpt DIR [--data-dir DATA_DIR] [--split test] [--out DIR]
+
+DIR is a training workdir (its newest checkpoint is used), its checkpoints/ folder or one
+step folder. Codes are int32 indices, 50 per second of 16 kHz audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True,
+                                parser_class=type(parser))
+    enc = sub.add_parser("encode", help="audio file -> code indices (.npy)")
+    enc.add_argument("input", help="audio file (wav, flac, ogg; any rate, resampled to 16 kHz)")
+    dec = sub.add_parser("decode", help="code indices (.npy) -> 16 kHz wav")
+    dec.add_argument("input", help=".npy of int code indices [N] from `emotive codec encode`")
+    dec.add_argument("--chunk-frames", type=int, default=0,
+                     help="decode in streaming chunks of this many frames (0: all at once)")
+    dec.add_argument("--left-context", type=int, default=50,
+                     help="streaming: frames of left context per chunk (default 50)")
+    dec.add_argument("--lookahead", type=int, default=2,
+                     help="streaming: frames of lookahead per chunk (default 2)")
+    split = sub.add_parser("encode-split", help="pre-encode a TFDS split (codes + labels, .npz)")
+    split.add_argument("--data-dir", required=True, help="TFDS data dir holding the dataset")
+    split.add_argument("--dataset", default="emotive_speech")
+    split.add_argument("--split", default="train")
+    split.add_argument("--batch-size", type=int, default=8)
+    split.add_argument("--limit", type=int, default=None, help="encode only this many clips")
+    ev = sub.add_parser("eval", help="PESQ, STOI, mel distance, SI-SDR, codebook usage on "
+                        "held-out speakers; JSON report and spectrogram PNG")
+    ev.add_argument("--data-dir", default=None,
+                    help="TFDS data dir (default: the checkpoint config's data.data_dir)")
+    ev.add_argument("--dataset", default="emotive_speech")
+    ev.add_argument("--split", default="test", help="split to evaluate (default test: "
+                    "speakers never heard in training)")
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--limit", type=int, default=None, help="evaluate only this many clips")
+    for p in (enc, dec, split, ev):
+        p.add_argument("--ckpt", required=True, help="codec run dir, checkpoints/ or step dir")
+    for p in (enc, dec, split):
+        p.add_argument("--out", required=True, help="output file")
+    ev.add_argument("--out", default=None,
+                    help="report folder (default: CKPT/eval-<split>-<step>)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from emotive.errors import UserError
+    from emotive.infer import codec as codec_lib
+
+    if args.action in ("encode", "decode") and not pathlib.Path(args.input).is_file():
+        raise UserError(f"{args.input}: no such file; check the path")
+    codec = codec_lib.load_codec(args.ckpt)
+    if args.action == "encode":
+        return _encode(codec, args)
+    if args.action == "decode":
+        return _decode(codec, args, codec_lib)
+    if args.action == "encode-split":
+        table = codec_lib.encode_split(codec, args.data_dir, args.split, dataset=args.dataset,
+                                       batch_size=args.batch_size, limit=args.limit)
+        codec_lib.save_encoded(args.out, table)
+        seconds = table["codes"].size / codec.cfg.model.sample_rate * codec.hop
+        print(f"encoded {len(table['id'])} clips ({seconds:.1f} s, {table['codes'].size} codes) "
+              f"of {args.dataset}/{args.split} -> {args.out}")
+        return 0
+    from emotive.infer import codec_eval
+
+    report = codec_eval.evaluate(codec, args.data_dir or codec.cfg.data.data_dir, args.split,
+                                 dataset=args.dataset, batch_size=args.batch_size,
+                                 limit=args.limit, out_dir=args.out or _default_eval_dir(
+                                     args.ckpt, args.split, codec.step))
+    print(codec_eval.format_report(report))
+    return 0
+
+
+def _default_eval_dir(ckpt: str, split: str, step: int) -> pathlib.Path:
+    path = pathlib.Path(ckpt)
+    run_dir = path.parent if path.name == "checkpoints" else path
+    if path.name.isdigit():  # a step folder: checkpoints/<step>
+        run_dir = path.parent.parent
+    return run_dir / f"eval-{split}-{step}"
+
+
+def _encode(codec, args) -> int:
+    import soundfile as sf
+
+    info = sf.info(str(args.input)) if _readable(args.input) else None
+    codes = codec.encode_file(args.input)
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, codes)
+    note = ""
+    if info is not None and info.samplerate != codec.cfg.model.sample_rate:
+        note = f" (resampled from {info.samplerate} Hz)"
+    if info is not None and info.channels > 1:
+        note += f" (mixed {info.channels} channels to mono)"
+    print(f"{args.input}{note}: {codes.size} codes ({codes.size / 50:.2f} s at 50 tokens/s) "
+          f"-> {out}")
+    return 0
+
+
+def _readable(path) -> bool:
+    import soundfile as sf
+
+    try:
+        sf.info(str(path))
+        return True
+    except (sf.SoundFileError, RuntimeError, OSError):
+        return False  # load_audio reports it properly
+
+
+def _decode(codec, args, codec_lib) -> int:
+    from emotive.codecs.audio import save_audio
+
+    codes = codec_lib.load_codes(args.input, codec.codebook_size)
+    if args.chunk_frames > 0:
+        pieces = codec_lib.stream_decode(codec, codes, chunk_frames=args.chunk_frames,
+                                         left_context=args.left_context,
+                                         lookahead=args.lookahead)
+        audio = np.concatenate(list(pieces))
+    else:
+        audio = codec.decode(codes[None])[0]
+    save_audio(args.out, audio, codec.cfg.model.sample_rate)
+    print(f"{args.input}: {codes.size} codes -> {audio.size / codec.cfg.model.sample_rate:.2f} s "
+          f"of 16 kHz audio -> {args.out}")
+    return 0

@@ -1,0 +1,267 @@
+"""Codec inference: load a trained codec, encode audio to code indices, decode them back.
+
+    codec = load_codec("runs/codec-tiny")                 # newest checkpoint of a run
+    codes_N = codec.encode_file("in.wav")                  # int32 [N], 50 per second
+    audio_T = codec.decode(codes_N[None])[0]               # float32 [N * 320]
+    for piece in stream_decode(codec, codes_N): ...        # chunked, bounded latency
+    table = encode_split(codec, data_dir, "train")         # a TFDS split -> codes + labels
+
+Everything runs batched through jitted pure functions (one compile per input shape).
+Bad input (missing files, silence, foreign arrays, out-of-range codes) raises UserError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import pathlib
+from typing import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from emotive.codecs.audio import load_audio
+from emotive.configs import base
+from emotive.configs.codec import SAMPLE_RATE, CodecConfig
+from emotive.errors import UserError
+from emotive.models.codec import Codec
+from emotive.train.checkpoint import latest_step_dir, read_config, restore_params
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _encode(graphdef, state, audio_BxT, lengths_B):
+    _, indices, mask = nnx.merge(graphdef, state).encode(audio_BxT, lengths_B)
+    return indices, mask
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _decode(graphdef, state, indices_BxN, mask_BxN, positions_BxN):
+    return nnx.merge(graphdef, state).decode(indices_BxN, mask_BxN, positions_BxN)
+
+
+@dataclasses.dataclass
+class LoadedCodec:
+    """A trained generator with jitted batch encode/decode; `step` is its training step.
+
+    The jitted functions are module-level and keyed on the graph definition, so codecs of
+    the same config share compiled programs (one compile per input shape).
+    """
+
+    cfg: CodecConfig
+    model: Codec
+    step: int
+
+    def __post_init__(self):
+        self._graphdef, self._state = nnx.split(self.model)
+
+    @property
+    def hop(self) -> int:
+        return self.cfg.model.hop
+
+    @property
+    def codebook_size(self) -> int:
+        return self.model.fsq.codebook_size
+
+    def encode(self, audio_BxT: np.ndarray, lengths_B: np.ndarray | None = None):
+        """Float audio [B, T] at 16 kHz (zero-padded rows, valid samples `lengths_B`) ->
+        (indices int32 [B, ceil(T / hop)], valid frames int32 [B])."""
+        audio_BxT = np.asarray(audio_BxT, np.float32)
+        if lengths_B is None:
+            lengths_B = np.full(audio_BxT.shape[0], audio_BxT.shape[1], np.int32)
+        indices, mask = _encode(self._graphdef, self._state, jnp.asarray(audio_BxT),
+                                jnp.asarray(lengths_B, jnp.int32))
+        return np.asarray(indices), np.asarray(mask).sum(axis=1).astype(np.int32)
+
+    def decode(self, indices_BxN: np.ndarray, frames_B: np.ndarray | None = None) -> np.ndarray:
+        """Code indices int [B, N] (valid frames `frames_B`) -> float32 audio [B, N * hop]."""
+        indices_BxN = np.asarray(indices_BxN, np.int32)
+        b, n = indices_BxN.shape
+        frames_B = np.full(b, n) if frames_B is None else np.asarray(frames_B)
+        mask = np.arange(n)[None, :] < frames_B[:, None]
+        return self.decode_masked(indices_BxN, mask, np.broadcast_to(np.arange(n), (b, n)))
+
+    def decode_masked(self, indices_BxN, mask_BxN, positions_BxN) -> np.ndarray:
+        """Like decode, with any frame mask bool [B, N] and rotary positions int [B, N]."""
+        return np.asarray(_decode(self._graphdef, self._state,
+                                  jnp.asarray(indices_BxN, jnp.int32), jnp.asarray(mask_BxN, bool),
+                                  jnp.asarray(positions_BxN, jnp.int32)))
+
+    def encode_file(self, path) -> np.ndarray:
+        """An audio file (any rate soundfile reads; resampled to 16 kHz, mixed to mono) ->
+        code indices int32 [N]. UserError for a missing, unreadable, empty or silent file."""
+        audio_T = load_audio(path, SAMPLE_RATE, normalize_loudness=False)
+        indices, _ = self.encode(audio_T[None])
+        return indices[0]
+
+
+def load_codec(ckpt) -> LoadedCodec:
+    """Loads the newest checkpoint under `ckpt` (a run dir, its checkpoints/ or a step dir)."""
+    step_dir = latest_step_dir(ckpt)
+    raw = read_config(step_dir)
+    if raw.get("task") != "codec":
+        raise UserError(f"checkpoint {step_dir} is a {raw.get('task')!r} run, not a codec; pass "
+                        "the workdir of `emotive train codec`")
+    cfg = base.from_dict(CodecConfig, raw)
+    abstract = nnx.eval_shape(lambda: Codec(cfg.model, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state.to_pure_dict())
+    # The train state's generator group is the CodecGAN's `codec` subtree.
+    params = restore_params(step_dir, {"generator": {"codec": shapes}})["generator"]["codec"]
+    nnx.replace_by_pure_dict(state, params)
+    return LoadedCodec(cfg, nnx.merge(graphdef, state), int(step_dir.name) if
+                       step_dir.name.isdigit() else 0)
+
+
+def check_codes(codes, codebook_size: int, name: str) -> np.ndarray:
+    """Returns `codes` as int32 [N] after checking shape, dtype and range; UserError if bad."""
+    codes = np.asarray(codes)
+    if codes.ndim == 2 and codes.shape[0] == 1:
+        codes = codes[0]
+    if codes.ndim != 1:
+        raise UserError(f"{name}: expected a 1-D array of code indices [N], got shape "
+                        f"{codes.shape}; pass the output of `emotive codec encode`")
+    if codes.size == 0:
+        raise UserError(f"{name}: holds no codes; encode some audio first")
+    if not np.issubdtype(codes.dtype, np.integer):
+        raise UserError(f"{name}: code indices must be integers, got dtype {codes.dtype}; pass "
+                        "the output of `emotive codec encode`")
+    low, high = int(codes.min()), int(codes.max())
+    if low < 0 or high >= codebook_size:
+        raise UserError(f"{name}: code indices must lie in [0, {codebook_size}), found "
+                        f"{low}..{high}; were they made by another codec?")
+    return codes.astype(np.int32)
+
+
+def load_codes(path, codebook_size: int) -> np.ndarray:
+    """Reads a .npy of code indices; returns int32 [N] (see check_codes)."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file; check the path")
+    try:
+        codes = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: not a readable .npy array ({reason}); pass the output of "
+                        "`emotive codec encode`") from None
+    return check_codes(codes, codebook_size, str(path))
+
+
+def stream_decode(codec: LoadedCodec, codes_N: np.ndarray, *, chunk_frames: int = 25,
+                  left_context: int = 50, lookahead: int = 2) -> Iterator[np.ndarray]:
+    """Decodes codes int [N] in chunks; yields float32 audio [chunk_frames * hop] per chunk
+    (shorter at the end), which concatenate to [N * hop].
+
+    Each chunk is decoded in a fixed window of left_context + chunk_frames + lookahead
+    frames (one compiled shape) with rotary positions at the real frame indices; frames
+    outside the clip are masked. Latency is chunk_frames + lookahead frames. With a window
+    covering the whole clip the result equals `codec.decode`; with less context it differs
+    a little (tests/infer/test_codec_tools.py measures how much).
+    """
+    codes_N = check_codes(codes_N, codec.codebook_size, "codes")
+    if chunk_frames < 1 or left_context < 0 or lookahead < 0:
+        raise UserError("chunk_frames must be >= 1 and left_context, lookahead >= 0")
+    n, hop = codes_N.size, codec.hop
+    window = left_context + chunk_frames + lookahead
+    for start in range(0, n, chunk_frames):
+        end = min(start + chunk_frames, n)
+        frames = np.arange(start - left_context, start - left_context + window)
+        valid = (frames >= 0) & (frames < min(end + lookahead, n))
+        window_codes = np.where(valid, codes_N[np.clip(frames, 0, n - 1)], 0)
+        # Masked frames need only a valid, distinct position; rotary depends on differences.
+        positions = np.where(valid, frames, 0)
+        audio = codec.decode_masked(window_codes[None], valid[None], positions[None])[0]
+        yield audio[left_context * hop:(left_context + end - start) * hop]
+
+
+
+def split_buckets(num_samples: np.ndarray, hop: int) -> tuple[int, ...]:
+    """Bucket lengths for whole-clip batches: hop * 2^k up to the longest clip (rounded up)."""
+    longest = int(np.max(num_samples)) if len(num_samples) else hop
+    buckets, size = [], hop * 16
+    while size < longest:
+        buckets.append(size)
+        size *= 2
+    return tuple(buckets) + (-(-longest // hop) * hop,)
+
+
+def iterate_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "emotive_speech",
+                  batch_size: int = 8, limit: int | None = None,
+                  decode: bool = False) -> Iterator[dict]:
+    """Encodes every clip of a TFDS split whole, in length-bucketed padded batches.
+
+    Yields one dict per clip: id, text, emotion, intensity, speaker (index into the split's
+    sorted speaker names), adv float32 [3], has_adv, audio float32 [T] (the input), codes
+    int32 [ceil(T / hop)], and with `decode` the decoded audio float32 [T] (decoded as a
+    padded batch, which equals decoding the clip alone). Stops after `limit` clips.
+    """
+    from emotive.data.pipeline import bucket_batches
+    from emotive.data.tfds_io import open_split
+
+    opened = open_split(data_dir, dataset, split)
+    batches = bucket_batches(opened.source, opened.num_samples,
+                             buckets=split_buckets(opened.num_samples, codec.hop),
+                             global_batch_size=batch_size, seed=0, shuffle=False, num_epochs=1,
+                             drop_remainder=False, speakers=opened.speakers)
+    done = 0
+    try:
+        for batch in batches:
+            codes, frames = codec.encode(batch["audio"], batch["length"])
+            decoded = codec.decode(codes, frames) if decode else None
+            for r in np.flatnonzero(batch["example_mask"]):
+                length = int(batch["length"][r])
+                row = {"id": str(batch["id"][r]), "text": str(batch["text"][r]),
+                       "emotion": int(batch["emotion"][r]),
+                       "intensity": int(batch["intensity"][r]),
+                       "speaker": int(batch["speaker"][r]), "adv": batch["adv"][r],
+                       "has_adv": bool(batch["has_adv"][r]), "audio": batch["audio"][r, :length],
+                       "codes": codes[r, :frames[r]]}
+                if decoded is not None:
+                    row["decoded"] = decoded[r, :length]
+                yield row
+                done += 1
+                if limit is not None and done >= limit:
+                    return
+    finally:
+        batches.close()
+
+
+def encode_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "emotive_speech",
+                 batch_size: int = 8, limit: int | None = None) -> dict:
+    """Pre-encodes a TFDS split into code sequences with their labels carried along.
+
+    Returns a dict of numpy arrays (what save_encoded writes): codes int32 [sum N] (all
+    sequences end to end), offsets int64 [C + 1] (clip c is codes[offsets[c]:offsets[c+1]]),
+    id, text (str [C]), emotion, intensity, speaker (int32 [C]), adv float32 [C, 3],
+    has_adv bool [C], speakers (str [S], the names `speaker` indexes), codebook_size.
+    """
+    from emotive.data.tfds_io import open_split
+
+    rows = [{k: v for k, v in row.items() if k != "audio"}
+            for row in iterate_split(codec, data_dir, split, dataset=dataset,
+                                     batch_size=batch_size, limit=limit)]
+    speakers = open_split(data_dir, dataset, split).speakers
+    lengths = [r["codes"].size for r in rows]
+    return {"codes": np.concatenate([r["codes"] for r in rows]).astype(np.int32),
+            "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+            "id": np.array([r["id"] for r in rows]), "text": np.array([r["text"] for r in rows]),
+            **{k: np.array([r[k] for r in rows], np.int32)
+               for k in ("emotion", "intensity", "speaker")},
+            "adv": np.array([r["adv"] for r in rows], np.float32).reshape(-1, 3),
+            "has_adv": np.array([r["has_adv"] for r in rows], bool),
+            "speakers": np.array(speakers, dtype=str), "codebook_size": np.int64(
+                codec.codebook_size)}
+
+
+def save_encoded(path, table: dict) -> None:
+    """Writes an encode_split table as one .npz (no pickled objects)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **table)
+
+
+def load_encoded(path) -> dict:
+    """Reads a save_encoded .npz back into a dict of numpy arrays."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}

@@ -1,0 +1,202 @@
+"""The speech codec task: a GAN with two parameter groups, "generator" then "discriminator".
+
+Per step the trainer updates the generator (mel L1 x mel_weight + LSGAN x adv_weight +
+feature matching x fm_weight, the GAN terms off for the first `loss.gan_start_step` steps),
+then the discriminators (LSGAN on real crops and on the generator's output). Both groups
+get AdamW from `optim` (X-codec2's betas 0.8, 0.9).
+
+Two small pieces of state ride along as non-parameter variables (the trainer's `rest`),
+so the generic trainer needs nothing codec-specific:
+- `fake`: the generator's last output, stored by the generator loss and judged by the
+  discriminator loss, which saves a second generator forward pass per step;
+- `micro_steps`: micro-batches seen, which switches the GAN terms on (and is checkpointed,
+  so a resumed run keeps its schedule).
+
+Batches: random crops of `data.crop_seconds` from the emotive_speech TFDS split
+(`crop_batches`), shorter clips zero-padded and masked by `length`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from emotive.codecs.fsq import codebook_usage
+from emotive.configs.codec import SAMPLE_RATE, CodecConfig, CodecDataConfig
+from emotive.data.pipeline import crop_batches
+from emotive.errors import UserError
+from emotive.models.codec import Codec, mel_distance, multi_resolution_mel_loss, si_sdr
+from emotive.models.discriminators import (Discriminators, feature_matching_loss,
+                                           lsgan_discriminator_loss, lsgan_generator_loss)
+from emotive.train.task import DataSpec, Task
+
+GENERATOR = nnx.All(nnx.Param, nnx.PathContains("codec"))
+DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("disc"))
+DEVICE_FIELDS = ("audio", "length")
+
+
+class Carry(nnx.Variable):
+    """Non-parameter state carried between the loss functions of one step."""
+
+
+class CodecGAN(nnx.Module):
+    """The generator (`codec`), the discriminators (`disc`) and the carried state."""
+
+    def __init__(self, cfg: CodecConfig, *, rngs: nnx.Rngs):
+        self.codec = Codec(cfg.model, rngs=rngs)
+        self.disc = Discriminators(cfg.disc, rngs=rngs)
+        micro_batch = cfg.train.batch_size // cfg.optim.grad_accum
+        crop = cfg.data.crop_samples(cfg.model.hop)
+        self.fake = Carry(jnp.zeros((micro_batch, crop), jnp.float32), axes=("batch", None))
+        self.micro_steps = Carry(jnp.zeros((), jnp.int32), axes=())
+
+
+def build_missing_message(data: CodecDataConfig) -> str:
+    corpus = "data/emotive_speech"
+    return (f"no built {data.dataset} dataset under data.data_dir={data.data_dir}; build it "
+            f"with `emotive data synth --preset tiny --out {corpus}` then `emotive data build "
+            f"{data.dataset} --src {corpus} --out {data.data_dir}`")
+
+
+def open_codec_split(data: CodecDataConfig, split: str):
+    """Opens `split` of the configured dataset; UserError naming the build commands if absent."""
+    from emotive.data.tfds_io import open_split
+
+    try:
+        return open_split(data.data_dir, data.dataset, split)
+    except UserError as exc:
+        if "no built" in str(exc):
+            raise UserError(build_missing_message(data)) from None
+        raise
+
+
+class DeviceBatches:
+    """A checkpointable batch iterator that keeps only the fields the device needs.
+
+    `crop_batches` also yields host-side strings (text, id) that cannot become jax arrays.
+    get_state/set_state speak bytes, which grain's orbax handler accepts for any iterator.
+    """
+
+    def __init__(self, inner, fields=DEVICE_FIELDS):
+        self.inner, self.fields = inner, tuple(fields)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        batch = next(self.inner)
+        return {k: batch[k] for k in self.fields}
+
+    def get_state(self) -> bytes:
+        return json.dumps(self.inner.get_state()).encode()
+
+    def set_state(self, state: bytes) -> None:
+        self.inner.set_state(json.loads(state.decode()))
+
+    def start_prefetch(self) -> None:
+        start = getattr(self.inner, "start_prefetch", None)
+        if start is not None:
+            start()
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+
+def make_task(cfg: CodecConfig) -> Task:
+    lc, hop = cfg.loss, cfg.model.hop
+    crop = cfg.data.crop_samples(hop)
+    codebook_size = int(np.prod(cfg.model.fsq_levels))
+    gan_start = lc.gan_start_step * cfg.optim.grad_accum
+    use_gan = lc.adv_weight > 0 or lc.fm_weight > 0
+
+    def mel_loss(pred, target, lengths):
+        return multi_resolution_mel_loss(pred, target, lengths, sample_rate=SAMPLE_RATE,
+                                         n_ffts=lc.mel_n_ffts, n_mels=lc.mel_n_mels)
+
+    def generator_loss(model: CodecGAN, batch, rng):
+        del rng
+        audio, lengths = batch["audio"], batch["length"]
+        out = model.codec(audio, lengths)
+        fake = out["audio"]
+        model.fake[...] = jax.lax.stop_gradient(fake)
+        mel = mel_loss(fake, audio, lengths)
+
+        def gan_terms(fake):
+            real_out, fake_out = model.disc(audio), model.disc(fake)
+            return lsgan_generator_loss(fake_out), feature_matching_loss(real_out, fake_out)
+
+        zeros = lambda fake: (jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32))
+        if use_gan:  # cond: the warm-up steps skip the discriminators' cost entirely
+            gan_on = model.micro_steps[...] >= gan_start
+            adv, fm = jax.lax.cond(gan_on, gan_terms, zeros, fake)
+        else:
+            gan_on, (adv, fm) = jnp.zeros((), bool), zeros(fake)
+        loss = lc.mel_weight * mel + lc.adv_weight * adv + lc.fm_weight * fm
+        usage = codebook_usage(out["indices"], codebook_size, out["frame_mask"])
+        return loss, {"mel_loss": mel, "adv_loss": adv, "fm_loss": fm,
+                      "gan_on": gan_on.astype(jnp.float32),
+                      "codebook_usage": usage["usage"], "perplexity": usage["perplexity"]}
+
+    def discriminator_loss(model: CodecGAN, batch, rng):
+        del rng
+        model.micro_steps[...] += 1
+        real_out = model.disc(batch["audio"])
+        fake_out = model.disc(model.fake[...])
+        loss = lsgan_discriminator_loss(real_out, fake_out)
+        real_score = jnp.mean(jnp.stack([jnp.mean(r) for r, _ in real_out]))
+        fake_score = jnp.mean(jnp.stack([jnp.mean(f) for f, _ in fake_out]))
+        return loss, {"disc_real": real_score, "disc_fake": fake_score}
+
+    def eval_fn(model: CodecGAN, batch):
+        audio, lengths = batch["audio"], batch["length"]
+        out = model.codec(audio, lengths)
+        usage = codebook_usage(out["indices"], codebook_size, out["frame_mask"])
+        return {"mel_distance": mel_distance(out["audio"], audio, lengths),
+                "mel_loss": mel_loss(out["audio"], audio, lengths),
+                "si_sdr": jnp.mean(si_sdr(out["audio"], audio, lengths)),
+                "codebook_usage": usage["usage"], "perplexity": usage["perplexity"]}
+
+    def iterator(split: str, shuffle: bool):
+        def make(process_index: int, process_count: int):
+            opened = open_codec_split(cfg.data, split)
+            inner = crop_batches(opened.source, crop_samples=crop,
+                                 global_batch_size=cfg.train.batch_size, seed=cfg.train.seed,
+                                 process_index=process_index, process_count=process_count,
+                                 speakers=opened.speakers, shuffle=shuffle)
+            return DeviceBatches(inner)
+        return make
+
+    return Task(
+        name="codec",
+        make_model=lambda rngs: CodecGAN(cfg, rngs=rngs),
+        data=DataSpec(train=iterator(cfg.data.train_split, True),
+                      eval=iterator(cfg.data.eval_split, False)),
+        losses={"generator": generator_loss, "discriminator": discriminator_loss},
+        param_filters={"generator": GENERATOR, "discriminator": DISCRIMINATOR},
+        eval_fn=eval_fn,
+        throughput_unit="audio_seconds",
+        count_units=lambda batch: float(np.sum(batch["length"])) / SAMPLE_RATE,
+    )
+
+
+def report_after_training(cfg: CodecConfig, summary: dict) -> str:
+    ev = summary.get("eval", {})
+    ckpt = summary["checkpoint_dir"]
+    lines = [f"codec: eval on {cfg.data.eval_split} crops: mel distance "
+             f"{ev.get('mel_distance', float('nan')):.3f}, SI-SDR "
+             f"{ev.get('si_sdr', float('nan')):.2f} dB, codebook usage "
+             f"{ev.get('codebook_usage', float('nan')):.4f} (perplexity "
+             f"{ev.get('perplexity', float('nan')):.1f})",
+             f"checkpoints: {ckpt}",
+             f"full eval: emotive codec eval --ckpt {ckpt} --data-dir {cfg.data.data_dir}",
+             f"encode/decode: emotive codec encode IN.wav --ckpt {ckpt} --out codes.npy; "
+             f"emotive codec decode codes.npy --ckpt {ckpt} --out OUT.wav",
+             f"TensorBoard logs: {summary['tensorboard_dir']}",
+             f"metrics (JSONL): {summary['metrics_file']}"]
+    return "\n".join(lines)
