@@ -78,7 +78,7 @@ class Conv(nnx.Module):
                             ("kernel",) * nd + ("in_channels", "channels"))
         self.bias = (param(rngs, nnx.initializers.zeros, (out_ch,), ("channels",))
                      if use_bias else None)
-        spatial = "HW"[:nd] if nd <= 2 else None
+        spatial = "HW"[:nd]  # 1-D or 2-D
         self.dims = ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
 
     def __call__(self, x):

@@ -1,7 +1,5 @@
 """The codec generator and discriminators: token rate, padding invariance, losses, presets."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
