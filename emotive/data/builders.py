@@ -224,15 +224,19 @@ class AudioFolder(_SpeechBuilder, skip_registration=True):
         return clips
 
 
-class Ravdess(_SpeechBuilder, skip_registration=True):
-    """RAVDESS speech, audio-only: 24 actors, 8 emotions, 2 intensities, 2 statements."""
-
-    name = "ravdess"
-    DESCRIPTION = "RAVDESS emotional speech (audio-only speech files), speaker-disjoint splits."
+class _ActorSplitBuilder(_SpeechBuilder, skip_registration=True):
+    """A corpus of acted speech split by actor (see `split_speakers`)."""
 
     def __init__(self, *, test_fraction: float = 0.2, validation_fraction: float = 0.1, **kwargs):
         self._fractions = (test_fraction, validation_fraction)
         super().__init__(**kwargs)
+
+
+class Ravdess(_ActorSplitBuilder, skip_registration=True):
+    """RAVDESS speech, audio-only: 24 actors, 8 emotions, 2 intensities, 2 statements."""
+
+    name = "ravdess"
+    DESCRIPTION = "RAVDESS emotional speech (audio-only speech files), speaker-disjoint splits."
 
     def _label_features(self):
         f = tfds.features
@@ -264,15 +268,11 @@ class Ravdess(_SpeechBuilder, skip_registration=True):
         return clips
 
 
-class CremaD(_SpeechBuilder, skip_registration=True):
+class CremaD(_ActorSplitBuilder, skip_registration=True):
     """CREMA-D audio: 91 actors, 6 emotions, 12 sentences, levels LO/MD/HI/XX."""
 
     name = "crema_d"
     DESCRIPTION = "CREMA-D emotional speech (AudioWAV), speaker-disjoint splits."
-
-    def __init__(self, *, test_fraction: float = 0.2, validation_fraction: float = 0.1, **kwargs):
-        self._fractions = (test_fraction, validation_fraction)
-        super().__init__(**kwargs)
 
     def _label_features(self):
         f = tfds.features
