@@ -25,10 +25,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emotive.configs.codec import DEFAULT_LEVELS, XCODEC2_LEVELS
 from emotive.errors import UserError
 
-DEFAULT_LEVELS = (8, 8, 8, 5, 5, 5)
-XCODEC2_LEVELS = (4,) * 8
+__all__ = ["DEFAULT_LEVELS", "XCODEC2_LEVELS", "FSQ", "check_levels", "codebook_usage",
+           "round_ste"]
 # Keeps tanh's bound strictly inside the outermost rounding interval: without it the
 # saturated value could round one step past the last level.
 _EPS = 1e-3

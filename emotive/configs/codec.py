@@ -13,11 +13,14 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from emotive.codecs.fsq import DEFAULT_LEVELS, XCODEC2_LEVELS, check_levels
 from emotive.configs.common import MeshConfig, OptimConfig, TrainConfig, TransformerConfig
 from emotive.errors import UserError
 
 SAMPLE_RATE = 16000
+# FSQ levels per latent dim: the FSQ paper's choice for about 2^16 codes (64,000), and
+# X-codec2's (4,) * 8 = 65,536. emotive.codecs.fsq checks any other choice.
+DEFAULT_LEVELS = (8, 8, 8, 5, 5, 5)
+XCODEC2_LEVELS = (4,) * 8
 
 
 def _stage(num_layers: int, d_model: int, num_heads: int, mlp_dim: int) -> TransformerConfig:
@@ -50,7 +53,10 @@ class CodecModelConfig:
         return math.prod(self.strides)
 
     def validate(self) -> None:
-        check_levels(self.fsq_levels)
+        levels = self.fsq_levels
+        if not levels or min(levels) < 2 or math.prod(levels) > 2**31 - 1:
+            raise UserError(f"model.fsq_levels must be ints >= 2 whose product fits int32 "
+                            f"indices, got {levels}; e.g. 8,8,8,5,5,5")
         self.encoder.validate()
         self.decoder.validate()
         if len(self.channels) != len(self.strides) + 1:
