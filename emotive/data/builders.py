@@ -90,11 +90,14 @@ class _SpeechBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     def code_path(cls):
         return None
 
+    # Each concrete builder below defines these two; the base class is never built itself.
     def _label_features(self) -> dict:
-        raise NotImplementedError
+        """The dataset's label features beside the shared audio ones."""
+        raise NotImplementedError(f"{type(self).__name__} must define _label_features")
 
     def _clips(self) -> list[Clip]:
-        raise NotImplementedError
+        """Every clip found in the source folder, with its split and labels."""
+        raise NotImplementedError(f"{type(self).__name__} must define _clips")
 
     def _info(self):
         features = {**tfds_io.base_features(), **self._label_features()}
