@@ -27,6 +27,7 @@ and reported (see `emotive.data.tfds_io`), never dropped silently.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import csv
 import json
@@ -91,13 +92,13 @@ class _SpeechBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return None
 
     # Each concrete builder below defines these two; the base class is never built itself.
+    @abc.abstractmethod
     def _label_features(self) -> dict:
         """The dataset's label features beside the shared audio ones."""
-        raise NotImplementedError(f"{type(self).__name__} must define _label_features")
 
+    @abc.abstractmethod
     def _clips(self) -> list[Clip]:
         """Every clip found in the source folder, with its split and labels."""
-        raise NotImplementedError(f"{type(self).__name__} must define _clips")
 
     def _info(self):
         features = {**tfds_io.base_features(), **self._label_features()}

@@ -40,13 +40,18 @@ class PeriodDiscriminator(nnx.Module):
         x = jnp.pad(audio_BxT, ((0, 0), (0, pad)), mode="reflect" if pad < t else "constant")
         # Each of the p phases becomes its own sequence (a 2-D conv with kernel (k, 1)).
         x = rearrange(x, "b (n p) -> (b p) n 1", p=self.period)
-        features = []
-        for conv in self.convs:
-            x = jax.nn.leaky_relu(conv(x), LEAK)
-            features.append(x)
-        logits = self.post(x)
-        features.append(logits)
-        return logits, features
+        return _conv_stack(self.convs, self.post, x)
+
+
+def _conv_stack(convs, post, x):
+    """Leaky-ReLU conv stack; returns (logits, every layer's output for feature matching)."""
+    features = []
+    for conv in convs:
+        x = jax.nn.leaky_relu(conv(x), LEAK)
+        features.append(x)
+    logits = post(x)
+    features.append(logits)
+    return logits, features
 
 
 class SpectrogramDiscriminator(nnx.Module):
@@ -64,13 +69,7 @@ class SpectrogramDiscriminator(nnx.Module):
     def __call__(self, audio_BxT):
         spec = audio_lib.stft(audio_BxT, self.n_fft, self.hop)  # [B, F, N]
         x = jnp.swapaxes(jnp.abs(spec), 1, 2)[..., None]  # [B, N, F, 1]
-        features = []
-        for conv in self.convs:
-            x = jax.nn.leaky_relu(conv(x), LEAK)
-            features.append(x)
-        logits = self.post(x)
-        features.append(logits)
-        return logits, features
+        return _conv_stack(self.convs, self.post, x)
 
 
 class Discriminators(nnx.Module):
