@@ -127,12 +127,17 @@ def restore_params(step_dir: pathlib.Path, abstract_params: Any) -> Any:
     `abstract_params` is a pytree of jax.ShapeDtypeStruct (with .sharding where wanted),
     e.g. {"model": ...} for a single-group task. Optimiser state is never read.
     """
+    return restore_subset(step_dir, {"params": abstract_params})["params"]
+
+
+def restore_subset(step_dir: pathlib.Path, item: dict) -> dict:
+    """Reads the parts of a saved train state named by `item` (e.g. {"params": ..., "rest":
+    ...}), each a pytree of jax.ShapeDtypeStruct; UserError if the checkpoint does not fit."""
     state_dir = step_dir / "state"
     if not state_dir.is_dir():
         raise UserError(f"checkpoint {step_dir} has no state folder; it is incomplete")
-    item = {"params": abstract_params}
     try:
-        restored = ocp.PyTreeCheckpointer().restore(
+        return ocp.PyTreeCheckpointer().restore(
             state_dir, args=ocp.args.PyTreeRestore(
                 item=item, restore_args=ocp.checkpoint_utils.construct_restore_args(item),
                 partial_restore=True))
@@ -140,4 +145,3 @@ def restore_params(step_dir: pathlib.Path, abstract_params: Any) -> Any:
         reason = str(exc).splitlines()[0][:200]
         raise UserError(f"checkpoint {step_dir} does not fit this model ({reason}); check that "
                         "--ckpt points at a checkpoint of the same config") from None
-    return restored["params"]

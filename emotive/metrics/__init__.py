@@ -1,0 +1,1 @@
+"""Evaluation metrics shared by training evals, verifiers and reports (numpy, host side)."""
