@@ -2,7 +2,7 @@
 
     emotive codec encode IN.wav --ckpt DIR --out codes.npy
     emotive codec decode codes.npy --ckpt DIR --out OUT.wav [--chunk-frames 25 --left-context 50]
-    emotive codec encode-split --ckpt DIR --data-dir DATA_DIR --split train --out codes.npz
+    emotive codec encode-split --ckpt DIR --data-dir DATA_DIR --split train --out data/codes/train
     emotive codec eval --ckpt DIR [--data-dir DATA_DIR] [--split test] [--out DIR]
 
 DIR is a training workdir (its newest checkpoint is used), its checkpoints/ folder or one
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="streaming: frames of left context per chunk (default 50)")
     dec.add_argument("--lookahead", type=int, default=2,
                      help="streaming: frames of lookahead per chunk (default 2)")
-    split = sub.add_parser("encode-split", help="pre-encode a TFDS split (codes + labels, .npz)")
+    split = sub.add_parser("encode-split", help="pre-encode a TFDS split into an array_record dataset of codes + labels")
     split.add_argument("--data-dir", required=True, help="TFDS data dir holding the dataset")
     split.add_argument("--dataset", default="emotive_speech")
     split.add_argument("--split", default="train")
@@ -47,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.add_argument("--limit", type=int, default=None, help="evaluate only this many clips")
     for p in (enc, dec, split, ev):
         p.add_argument("--ckpt", required=True, help="codec run dir, checkpoints/ or step dir")
-    for p in (enc, dec, split):
+    for p in (enc, dec):
         p.add_argument("--out", required=True, help="output file")
+    split.add_argument("--out", required=True, help="output folder (array_record dataset)")
     ev.add_argument("--out", default=None,
                     help="report folder (default: CKPT/eval-<split>-<step>)")
 

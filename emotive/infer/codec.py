@@ -25,6 +25,7 @@ from flax import nnx
 from emotive.codecs.audio import load_audio
 from emotive.configs import base
 from emotive.configs.codec import SAMPLE_RATE, CodecConfig
+from emotive.data.encoded import load_encoded, save_encoded  # noqa: F401 (the table's I/O)
 from emotive.errors import UserError
 from emotive.models.codec import Codec
 from emotive.train.checkpoint import latest_step_dir, read_config, restore_params
@@ -231,10 +232,8 @@ def encode_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "em
                  batch_size: int = 8, limit: int | None = None) -> dict:
     """Pre-encodes a TFDS split into code sequences with their labels carried along.
 
-    Returns a dict of numpy arrays (what save_encoded writes): codes int32 [sum N] (all
-    sequences end to end), offsets int64 [C + 1] (clip c is codes[offsets[c]:offsets[c+1]]),
-    id, text (str [C]), emotion, intensity, speaker (int32 [C]), adv float32 [C, 3],
-    has_adv bool [C], speakers (str [S], the names `speaker` indexes), codebook_size.
+    Returns the in-memory table of `emotive.data.encoded` (codes end to end, offsets,
+    labels, speakers, codebook_size), which `save_encoded` writes as an array_record folder.
     """
     from emotive.data.tfds_io import open_split
 
@@ -252,16 +251,3 @@ def encode_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "em
             "has_adv": np.array([r["has_adv"] for r in rows], bool),
             "speakers": np.array(speakers, dtype=str), "codebook_size": np.int64(
                 codec.codebook_size)}
-
-
-def save_encoded(path, table: dict) -> None:
-    """Writes an encode_split table as one .npz (no pickled objects)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **table)
-
-
-def load_encoded(path) -> dict:
-    """Reads a save_encoded .npz back into a dict of numpy arrays."""
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}

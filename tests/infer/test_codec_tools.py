@@ -16,6 +16,7 @@ from flax import nnx
 from emotive import cli, configs
 from emotive.configs import base
 from emotive.data.builders import build
+from emotive.data.encoded import EncodedSource
 from emotive.data.synth import build_corpus
 from emotive.errors import UserError
 from emotive.infer import codec as codec_lib
@@ -190,8 +191,9 @@ def test_streaming_decode_matches_the_full_decode(codec):
 def test_encode_split_carries_labels_and_matches_single_clip_codes(run, codec, tmp_path):
     data_dir = run[0]
     table = codec_lib.encode_split(codec, data_dir, "validation", batch_size=4)
-    codec_lib.save_encoded(tmp_path / "val.npz", table)
-    again = codec_lib.load_encoded(tmp_path / "val.npz")
+    codec_lib.save_encoded(tmp_path / "val", table)
+    again = codec_lib.load_encoded(tmp_path / "val")
+    assert EncodedSource(tmp_path / "val")[1]["id"] == again["id"][1]
     assert set(again) == set(table) and len(again["id"]) == len(again["offsets"]) - 1 == 4
     np.testing.assert_array_equal(again["codes"], table["codes"])
     rows = {r["id"]: r for r in codec_lib.iterate_split(codec, data_dir, "validation",
