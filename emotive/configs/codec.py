@@ -3,7 +3,8 @@
 A strided conv encoder (16 kHz -> 50 Hz) and bidirectional transformer stages from the one
 transformer feed a finite scalar quantizer; a transformer decoder and a Vocos-style ISTFT
 head (n_fft 1280, hop 320) synthesise the waveform. Trained as a GAN with multi-period and
-multi-resolution spectrogram discriminators (X-codec2's recipe without the semantic branch).
+multi-resolution spectrogram discriminators (X-codec2's recipe; its semantic branch is the optional
+`semantic` feature-reconstruction loss against a frozen encoder of this repo).
 
     emotive train codec --preset tiny --set data.data_dir=DATA_DIR
 """
@@ -109,6 +110,27 @@ class CodecLossConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SemanticConfig:
+    """Feature reconstruction ("semantic distillation", X-codec2's semantic branch).
+
+    A head on the quantised codes predicts the hidden states of a frozen speech encoder of
+    this repo (a trained `ser` run: its wav2vec2-style encoder), averaged to the codec's
+    frame rate; the loss is 1 - cosine similarity per valid frame. Off while weight is 0.
+    """
+
+    teacher_ckpt: str = ""  # an `emotive train ser` workdir (or step dir)
+    weight: float = 0.0
+    layer: int = -1  # teacher hidden state: 0 = transformer input ... -1 = last block's output
+
+    def validate(self) -> None:
+        if self.weight < 0:
+            raise UserError(f"semantic.weight must be >= 0, got {self.weight}")
+        if self.weight > 0 and not self.teacher_ckpt:
+            raise UserError("semantic.weight > 0 needs semantic.teacher_ckpt=RUN_DIR of "
+                            "`emotive train ser`")
+
+
+@dataclasses.dataclass(frozen=True)
 class CodecDataConfig:
     """Where the emotive_speech TFDS dataset lives and how it is cropped."""
 
@@ -128,6 +150,7 @@ class CodecConfig:
     model: CodecModelConfig = CodecModelConfig()
     disc: DiscriminatorConfig = DiscriminatorConfig()
     loss: CodecLossConfig = CodecLossConfig()
+    semantic: SemanticConfig = SemanticConfig()
     data: CodecDataConfig = CodecDataConfig()
     # One AdamW per parameter group (generator, discriminator), X-codec2's betas.
     optim: OptimConfig = OptimConfig(lr=1e-4, b1=0.8, b2=0.9, weight_decay=0.0,
@@ -139,6 +162,7 @@ class CodecConfig:
         self.model.validate()
         self.disc.validate()
         self.loss.validate()
+        self.semantic.validate()
         self.optim.validate()
         self.train.validate()
         if self.data.crop_seconds <= 0:

@@ -249,13 +249,13 @@ class Codec(nnx.Module):
 
     def __call__(self, audio_BxT, lengths_B=None):
         """Reconstructs `audio_BxT`; returns dict audio [B, T] (zero past each length),
-        indices [B, N], frame_mask [B, N]."""
+        codes [B, N, D] (quantised, straight-through), indices [B, N], frame_mask [B, N]."""
         b, t = audio_BxT.shape
         if lengths_B is None:
             lengths_B = jnp.full((b,), t, jnp.int32)
         codes, indices, frame_mask = self.encode(audio_BxT, lengths_B)
         recon = self.decode_codes(codes, frame_mask)[:, :t] * length_mask(lengths_B, t)
-        return {"audio": recon, "indices": indices, "frame_mask": frame_mask}
+        return {"audio": recon, "codes": codes, "indices": indices, "frame_mask": frame_mask}
 
 
 # ----------------------------------------------------------------------------- spectral losses

@@ -1,7 +1,8 @@
 """The speech codec task: a GAN with two parameter groups, "generator" then "discriminator".
 
 Per step the trainer updates the generator (mel L1 x mel_weight + LSGAN x adv_weight +
-feature matching x fm_weight, the GAN terms off for the first `loss.gan_start_step` steps),
+feature matching x fm_weight, the GAN terms off for the first `loss.gan_start_step` steps,
+plus semantic.weight x the feature-reconstruction loss against a frozen teacher if set),
 then the discriminators (LSGAN on real crops and on the generator's output). Both groups
 get AdamW from `optim` (X-codec2's betas 0.8, 0.9).
 
@@ -32,9 +33,14 @@ from emotive.errors import UserError
 from emotive.models.codec import Codec, mel_distance, multi_resolution_mel_loss, si_sdr
 from emotive.models.discriminators import (Discriminators, feature_matching_loss,
                                            lsgan_discriminator_loss, lsgan_generator_loss)
+from emotive.models.semantic import (SemanticHead, check_rates, cosine_distance_loss,
+                                     pool_to_frames, teacher_features)
+from emotive.models.wav2vec2 import Wav2Vec2Encoder
 from emotive.train.task import DataSpec, Task
 
-GENERATOR = nnx.All(nnx.Param, nnx.PathContains("codec"))
+# The semantic teacher (if any) matches neither filter: it is frozen state, never trained.
+GENERATOR = nnx.All(nnx.Param, nnx.Any(nnx.PathContains("codec"),
+                                       nnx.PathContains("semantic_head")))
 DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("disc"))
 DEVICE_FIELDS = ("audio", "length")
 
@@ -44,11 +50,20 @@ class Carry(nnx.Variable):
 
 
 class CodecGAN(nnx.Module):
-    """The generator (`codec`), the discriminators (`disc`) and the carried state."""
+    """The generator (`codec`), the discriminators (`disc`) and the carried state; with
+    semantic distillation also the frozen `teacher` encoder and the `semantic_head`."""
 
-    def __init__(self, cfg: CodecConfig, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: CodecConfig, *, rngs: nnx.Rngs, teacher=None):
         self.codec = Codec(cfg.model, rngs=rngs)
         self.disc = Discriminators(cfg.disc, rngs=rngs)
+        if teacher is not None:  # (encoder config, its trained state)
+            teacher_cfg, teacher_state = teacher
+            self.teacher = Wav2Vec2Encoder(teacher_cfg, rngs)
+            nnx.update(self.teacher, teacher_state)
+            dim = teacher_cfg.d_model
+            self.semantic_head = SemanticHead(self.codec.fsq.dim, dim, dim, rngs=rngs)
+        else:
+            self.teacher = self.semantic_head = None
         micro_batch = cfg.train.batch_size // cfg.optim.grad_accum
         crop = cfg.data.crop_samples(cfg.model.hop)
         self.fake = Carry(jnp.zeros((micro_batch, crop), jnp.float32), axes=("batch", None))
@@ -108,8 +123,25 @@ class DeviceBatches:
             close()
 
 
+def load_teacher(cfg: CodecConfig):
+    """(encoder config, trained encoder state) of the semantic teacher, or None when off."""
+    if cfg.semantic.weight <= 0:
+        return None
+    from emotive.infer.loading import load_trained
+
+    trained = load_trained(cfg.semantic.teacher_ckpt, task="ser")
+    encoder = trained.model.encoder
+    check_rates(cfg.model.hop, encoder.cfg.conv_stride)
+    layers = encoder.cfg.transformer.num_layers
+    if not -1 <= cfg.semantic.layer <= layers:
+        raise UserError(f"semantic.layer must be -1 or in [0, {layers}] for this teacher, got "
+                        f"{cfg.semantic.layer}")
+    return encoder.cfg, nnx.state(encoder)
+
+
 def make_task(cfg: CodecConfig) -> Task:
     lc, hop = cfg.loss, cfg.model.hop
+    sc, teacher = cfg.semantic, load_teacher(cfg)
     crop = cfg.data.crop_samples(hop)
     codebook_size = int(np.prod(cfg.model.fsq_levels))
     gan_start = lc.gan_start_step * cfg.optim.grad_accum
@@ -138,10 +170,21 @@ def make_task(cfg: CodecConfig) -> Task:
         else:
             gan_on, (adv, fm) = jnp.zeros((), bool), zeros(fake)
         loss = lc.mel_weight * mel + lc.adv_weight * adv + lc.fm_weight * fm
+        metrics = {}
+        if teacher is not None:
+            metrics["semantic_loss"] = semantic_loss(model, batch, out)
+            loss = loss + sc.weight * metrics["semantic_loss"]
         usage = codebook_usage(out["indices"], codebook_size, out["frame_mask"])
-        return loss, {"mel_loss": mel, "adv_loss": adv, "fm_loss": fm,
+        return loss, {**metrics, "mel_loss": mel, "adv_loss": adv, "fm_loss": fm,
                       "gan_on": gan_on.astype(jnp.float32),
                       "codebook_usage": usage["usage"], "perplexity": usage["perplexity"]}
+
+    def semantic_loss(model: CodecGAN, batch, out):
+        feats, mask = teacher_features(model.teacher, batch["audio"], batch["length"], sc.layer)
+        ratio = check_rates(hop, teacher[0].conv_stride)
+        target, valid = pool_to_frames(feats, mask, ratio, out["codes"].shape[1])
+        return cosine_distance_loss(model.semantic_head(out["codes"]), target,
+                                    valid & out["frame_mask"])
 
     def discriminator_loss(model: CodecGAN, batch, rng):
         del rng
@@ -174,7 +217,7 @@ def make_task(cfg: CodecConfig) -> Task:
 
     return Task(
         name="codec",
-        make_model=lambda rngs: CodecGAN(cfg, rngs=rngs),
+        make_model=lambda rngs: CodecGAN(cfg, rngs=rngs, teacher=teacher),
         data=DataSpec(train=iterator(cfg.data.train_split, True),
                       eval=iterator(cfg.data.eval_split, False)),
         losses={"generator": generator_loss, "discriminator": discriminator_loss},

@@ -1,0 +1,75 @@
+"""Semantic distillation in the codec GAN: pooling, the loss, and a frozen teacher."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from emotive import configs
+from emotive.configs import classifiers
+from emotive.configs.common import MeshConfig
+from emotive.errors import UserError
+from emotive.models.semantic import check_rates, cosine_distance_loss, pool_to_frames
+from emotive.models.wav2vec2 import Wav2Vec2Encoder
+from emotive.train import tasks
+from emotive.train.mesh import make_mesh
+from emotive.train.optim import adamw, lr_schedule
+from emotive.train.state import global_batch, init_state, make_train_step, split_abstract
+from emotive.train.tasks import codec as codec_task
+
+
+def test_pool_to_frames_averages_valid_teacher_frames():
+    h = np.arange(2 * 7 * 1, dtype=np.float32).reshape(2, 7, 1)
+    mask = np.array([[1] * 7, [1] * 3 + [0] * 4], bool)
+    pooled, valid = pool_to_frames(jnp.asarray(h), jnp.asarray(mask), 2, 4)
+    np.testing.assert_allclose(pooled[0, :, 0], [0.5, 2.5, 4.5, 6.0])  # last: frame 6 alone
+    np.testing.assert_allclose(pooled[1, :2, 0], [7.5, 9.0])
+    np.testing.assert_array_equal(valid, [[1, 1, 1, 1], [1, 1, 0, 0]])
+
+
+def test_cosine_distance_loss_ignores_masked_frames():
+    t = jnp.ones((1, 3, 4))
+    p = jnp.stack([jnp.ones(4), -jnp.ones(4), jnp.ones(4) * 5])[None]
+    assert float(cosine_distance_loss(p, t, jnp.array([[1, 0, 1]], bool))) == pytest.approx(0, abs=1e-6)
+    assert float(cosine_distance_loss(p, t, jnp.array([[0, 1, 0]], bool))) == pytest.approx(2, abs=1e-6)
+
+
+def test_teacher_rate_must_divide_the_codec_hop():
+    assert check_rates(320, (5, 2, 2)) == 16
+    with pytest.raises(UserError, match="does not divide"):
+        check_rates(320, (3, 2))
+
+
+def test_config_needs_a_teacher_when_weighted():
+    with pytest.raises(UserError, match="teacher_ckpt"):
+        configs.load("codec", "tiny", ["semantic.weight=1.0"])
+
+
+def test_semantic_loss_trains_the_head_and_leaves_the_teacher_frozen(monkeypatch):
+    teacher_cfg = classifiers.tiny()
+    teacher = Wav2Vec2Encoder(teacher_cfg, nnx.Rngs(3))
+    monkeypatch.setattr(codec_task, "load_teacher",
+                        lambda cfg: (teacher_cfg, nnx.state(teacher)))
+    cfg = configs.load("codec", "tiny", ["semantic.weight=2.0", "semantic.teacher_ckpt=unused",
+                                         "train.batch_size=2", "data.crop_seconds=0.2",
+                                         "optim.warmup_steps=0"])
+    task = tasks.make_task(cfg)
+    model, _ = split_abstract(task, 0)
+    optimizers = {g: adamw(cfg.optim, 10) for g in task.groups}
+    schedules = {g: lr_schedule(cfg.optim, 10) for g in task.groups}
+    mesh = make_mesh(MeshConfig(), jax.devices()[:1])
+    state, _ = init_state(task, model, optimizers, mesh, 0)
+    step = jax.jit(make_train_step(task, model, optimizers, schedules, 0, 1))
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((2, 3200))).astype(np.float32)
+    batch = global_batch({"audio": audio, "length": np.array([3200, 2000], np.int32)}, mesh)
+    new, metrics = step(state, batch)
+    assert 0 < float(metrics["semantic_loss"]) <= 2
+    # The teacher rides in `rest`, loaded and untouched; the head is a generator parameter.
+    want = nnx.state(teacher).to_pure_dict()
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+                 new["rest"]["teacher"], want)
+    head0 = state["params"]["generator"]["semantic_head"]["out"]["kernel"]
+    head1 = new["params"]["generator"]["semantic_head"]["out"]["kernel"]
+    assert not np.allclose(np.asarray(head0), np.asarray(head1))
