@@ -24,6 +24,12 @@ COMMANDS = {
                 "to emotive checkpoints"),
     "codec": ("emotive.commands.codec", "speech codec: encode audio to codes, decode, "
               "pre-encode a dataset split, evaluate (PESQ, STOI, mel, SI-SDR)"),
+    "eval": ("emotive.commands.eval", "evaluate a trained model on a held-out split: ser, student"),
+    "classify": ("emotive.commands.classify", "emotion of audio files: categories, arousal, "
+                 "dominance, valence (ser or student checkpoint)"),
+    "transcribe": ("emotive.commands.transcribe", "print the text a trained CTC recogniser "
+                   "hears in audio files"),
+    "tts": ("emotive.commands.tts", "speak text with a TTS LM and codec (emotion, voice prompt)"),
 }
 
 

@@ -14,6 +14,11 @@ from emotive.errors import UserError
 EXPERIMENTS = {
     "toy_lm": "emotive.configs.toy_lm",
     "codec": "emotive.configs.codec",
+    "speaker": "emotive.configs.speaker",
+    "asr": "emotive.configs.asr",
+    "ser": "emotive.configs.ser",
+    "student": "emotive.configs.student",
+    "tts": "emotive.configs.tts",
 }
 
 

@@ -19,6 +19,8 @@ Batches are dicts of process-local numpy arrays (B = global batch / process coun
     example_mask  bool    [B]     False on rows that only pad a final short batch (buckets
                                   with drop_remainder=False; always True for crops)
     text, id      object  [B]     Python strings; host-side only, drop before device_put
+    condition     object  [B]     recording condition (emotive_speech: clean, distance, shout;
+                                  "" if the dataset has none); host-side only like text
 
 `crop_batches` (codec training): every row is a random crop of `crop_samples` (shorter clips
 are zero-padded), so L is fixed. `bucket_batches` (variable length): records of similar length
@@ -55,7 +57,8 @@ def decode_record(record: dict, speakers: dict[str, int]) -> dict:
     """Turns one source record into the label fields of a batch row plus its raw audio [T].
 
     Takes a record (TFDS ClassLabel ints or emotion names both work) and a speaker table;
-    returns a dict with audio (as stored), emotion, intensity, adv, has_adv, speaker, text, id.
+    returns a dict with audio (as stored), emotion, intensity, adv, has_adv, speaker, text, id,
+    condition.
     """
     emotion = record.get("emotion", -1)
     if isinstance(emotion, (str, bytes)):
@@ -67,7 +70,8 @@ def decode_record(record: dict, speakers: dict[str, int]) -> dict:
             "intensity": np.int32(record.get("intensity", 0)),
             "adv": np.asarray(adv, np.float32), "has_adv": np.bool_(has_adv),
             "speaker": np.int32(speakers.get(speaker, -1)),
-            "text": _text(record.get("text", "")), "id": _text(record.get("id", ""))}
+            "text": _text(record.get("text", "")), "id": _text(record.get("id", "")),
+            "condition": _text(record.get("condition", ""))}
 
 
 def _as_float(audio_T: np.ndarray) -> np.ndarray:
@@ -87,9 +91,12 @@ def _fit(example: dict, length: int, offset: int) -> dict:
     return {**example, "audio": out_L, "mask": mask_L, "length": np.int32(valid)}
 
 
+# Python strings per row: they stay on the host (jax arrays cannot hold them).
+HOST_FIELDS = ("text", "id", "condition")
+
 _EMPTY_ROW = {"emotion": np.int32(-1), "intensity": np.int32(0),
               "adv": np.zeros(3, np.float32), "has_adv": np.bool_(False),
-              "speaker": np.int32(-1), "text": "", "id": ""}
+              "speaker": np.int32(-1), "text": "", "id": "", "condition": ""}
 
 
 def _collate(rows: list[dict | None], length: int) -> dict:
@@ -97,8 +104,8 @@ def _collate(rows: list[dict | None], length: int) -> dict:
     blank = {**_EMPTY_ROW, "audio": np.zeros(length, np.float32),
              "mask": np.zeros(length, bool), "length": np.int32(0)}
     filled = [blank if r is None else r for r in rows]
-    batch = {k: np.stack([r[k] for r in filled]) for k in blank if k not in ("text", "id")}
-    for k in ("text", "id"):
+    batch = {k: np.stack([r[k] for r in filled]) for k in blank if k not in HOST_FIELDS}
+    for k in HOST_FIELDS:
         batch[k] = np.array([r[k] for r in filled], dtype=object)
     batch["example_mask"] = np.array([r is not None for r in rows])
     return batch

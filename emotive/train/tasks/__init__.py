@@ -13,6 +13,11 @@ from emotive.train.task import Task
 TASKS = {
     "toy_lm": "emotive.train.tasks.toy_lm",
     "codec": "emotive.train.tasks.codec",
+    "speaker": "emotive.train.tasks.speaker",
+    "asr": "emotive.train.tasks.asr",
+    "ser": "emotive.train.tasks.ser",
+    "student": "emotive.train.tasks.student",
+    "tts": "emotive.train.tasks.tts",
 }
 
 

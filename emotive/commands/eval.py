@@ -1,0 +1,70 @@
+"""`emotive eval KIND --ckpt DIR [--data-dir D] [--split S] [--out DIR]`: evaluate a trained
+model on a held-out split and write a JSON report (and plots) beside its checkpoints.
+
+    emotive eval ser --ckpt runs/ser-base --data-dir DATA_DIR --split test
+    emotive eval student --ckpt runs/student-base --split test [--teacher runs/ser-base]
+
+Each KIND is one entry of `EVALUATORS`: the module that evaluates it, a help line and the
+options it takes beside the common ones. The module defines `run_eval(kind, args) -> int`
+and is imported only when its KIND runs. To add an evaluation (speaker, asr, codec, ...),
+add one entry here and `run_eval` in your module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluator:
+    module: str
+    help: str
+    # Extra options beside the common ones: (flag, argparse keyword arguments).
+    options: tuple[tuple[str, dict], ...] = ()
+
+
+EVALUATORS = {
+    "ser": Evaluator("emotive.infer.ser_eval", "speech emotion model: UAR over 8 emotions, "
+                     "per-class recall, accuracy, CCC per A/D/V dimension, per condition"),
+    "student": Evaluator(
+        "emotive.infer.ser_eval", "distilled emotion student: CCC against its teacher and "
+        "the labels per dimension and condition, parameter count",
+        (("--teacher", dict(default=None, help="teacher run dir (default: the student "
+                                               "config's teacher.ckpt)")),)),
+    "speaker": Evaluator("emotive.infer.speaker_eval", "speaker encoder: EER of cosine scores "
+                         "over all utterance pairs, per condition and clean vs condition"),
+    "asr": Evaluator("emotive.infer.asr_eval", "CTC recogniser: corpus CER and WER (greedy "
+                     "decoding, normalised text), per condition"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True,
+                                parser_class=type(parser))
+    for kind, ev in EVALUATORS.items():
+        p = sub.add_parser(kind, help=ev.help, description=ev.help)
+        p.add_argument("--ckpt", required=True,
+                       help="training workdir (newest checkpoint), its checkpoints/ or a step dir")
+        p.add_argument("--data-dir", default=None,
+                       help="TFDS data dir (default: the checkpoint config's data.data_dir)")
+        p.add_argument("--dataset", default="emotive_speech")
+        p.add_argument("--split", default="validation",
+                       help="split to evaluate (default validation; test for final numbers; "
+                            "both hold speakers never heard in training)")
+        p.add_argument("--batch-size", type=int, default=8)
+        p.add_argument("--limit", type=int, default=None, help="evaluate only this many clips")
+        p.add_argument("--out", default=None,
+                       help="report folder (default: RUN_DIR/eval-KIND-SPLIT-STEP)")
+        for flag, kwargs in ev.options:
+            p.add_argument(flag, **kwargs)
+
+
+def run(args: argparse.Namespace) -> int:
+    from emotive.errors import UserError
+
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        raise UserError("--batch-size and --limit must be >= 1")
+    module = importlib.import_module(EVALUATORS[args.kind].module)
+    return module.run_eval(args.kind, args)

@@ -1,0 +1,45 @@
+"""`emotive transcribe IN.wav [MORE.wav ...] --ckpt DIR`: print what a trained CTC recogniser hears.
+
+DIR is an `emotive train asr` workdir (its newest checkpoint is used), its checkpoints/
+folder or one step folder. Files are read like every audio input of the project
+(emotive.codecs.audio.load_audio): any rate (resampled to 16 kHz), channels averaged,
+loudness normalised; a missing, unreadable, empty, silent, too short, too long or
+non-finite file is a one-line error. One file prints its text; several print
+"PATH<TAB>TEXT" lines, in the order given. Text is normalised: lower case, no punctuation.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="IN",
+                        help="audio files (wav, flac, ogg; any sample rate)")
+    parser.add_argument("--ckpt", required=True,
+                        help="asr run dir, its checkpoints/ or a step dir")
+    parser.add_argument("--max-seconds", type=float, default=60.0,
+                        help="refuse longer files (default 60; split long recordings)")
+    parser.add_argument("--min-seconds", type=float, default=0.1,
+                        help="refuse shorter files (default 0.1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from emotive.codecs.audio import load_audio
+    from emotive.configs.asr import SAMPLE_RATE
+    from emotive.infer.asr_eval import load_recognizer, utterance_batches
+
+    # Read and check every file before loading the model, so bad input fails fast.
+    audios = [load_audio(path, SAMPLE_RATE, min_seconds=args.min_seconds,
+                         max_seconds=args.max_seconds) for path in args.inputs]
+    rec = load_recognizer(args.ckpt)
+    texts = [""] * len(audios)
+    for idx, audio, lengths in utterance_batches(audios, batch_size=min(len(audios), 8)):
+        for i, text in zip(idx, rec.transcribe(audio, lengths)):
+            texts[i] = text
+    if len(texts) == 1:
+        print(texts[0])
+    else:
+        for path, text in zip(args.inputs, texts):
+            print(f"{path}\t{text}")
+    return 0

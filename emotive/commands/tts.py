@@ -1,0 +1,71 @@
+"""`emotive tts`: speak text with a trained TTS language model and speech codec.
+
+    emotive tts "Hello there. How are you?" --ckpt runs/tts --codec runs/codec \
+        --emotion happy [--intensity 2] [--ref ref.wav --ref-text "what ref.wav says"] \
+        [--num-samples N] [--seed S] [--temperature 0.8] [--top-p 0.95] [--top-k 0] \
+        [--max-seconds 20] --out out.wav
+
+Writes out.wav, and out-1.wav, out-2.wav ... when --num-samples > 1 (16 kHz, 16-bit).
+--ckpt is the workdir of `emotive train tts`, --codec that of `emotive train codec` (or
+their checkpoints/ or a step folder). With --ref and --ref-text the voice of the reference
+recording (at most 15 s) is continued.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("text", help="the text to speak (long text is split into sentences)")
+    parser.add_argument("--ckpt", required=True, help="TTS run dir, checkpoints/ or step dir")
+    parser.add_argument("--codec", required=True, help="codec run dir, checkpoints/ or step dir")
+    parser.add_argument("--emotion", default=None,
+                        help="emotion tag, e.g. happy (default: none, the model's choice)")
+    parser.add_argument("--intensity", type=int, default=2, help="emotion intensity level")
+    parser.add_argument("--ref", default=None, help="reference recording to clone the voice of")
+    parser.add_argument("--ref-text", default=None, help="transcript of --ref")
+    parser.add_argument("--num-samples", type=int, default=1, help="takes to write")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 is greedy")
+    parser.add_argument("--top-p", type=float, default=0.95, help="1 turns it off")
+    parser.add_argument("--top-k", type=int, default=0, help="0 turns it off")
+    parser.add_argument("--max-seconds", type=float, default=20.0,
+                        help="longest audio per sentence (default 20)")
+    parser.add_argument("--out", required=True, help="output wav")
+
+
+def run(args: argparse.Namespace) -> int:
+    import pathlib
+    import sys
+
+    from emotive.codecs.audio import save_audio
+    from emotive.codecs.text import check_text
+    from emotive.configs.codec import SAMPLE_RATE
+    from emotive.errors import UserError
+    from emotive.infer.codec import load_codec
+    from emotive.infer.sampling import SamplingConfig
+    from emotive.infer.tts import output_paths, synthesize
+    from emotive.infer.tts_model import load_tts
+
+    check_text(args.text)  # the cheap checks first, before any checkpoint is read
+    paths = output_paths(args.out, max(args.num_samples, 1))
+    if args.ref is not None and not pathlib.Path(args.ref).is_file():
+        raise UserError(f"{args.ref}: no such file; check the --ref path")
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed must lie in [0, 2**32), got {args.seed}")
+    sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k)
+    sampling.validate(vocab_size=1)  # the flags only; ids are set from the vocabulary later
+    lm = load_tts(args.ckpt)
+    codec = load_codec(args.codec)
+    issues: list[str] = []
+    waves = synthesize(lm, codec, args.text, emotion=args.emotion, intensity=args.intensity,
+                       ref_wav=args.ref, ref_text=args.ref_text, num_samples=args.num_samples,
+                       seed=args.seed, sampling=sampling, max_seconds=args.max_seconds,
+                       issues=issues)
+    for note in issues:
+        print(f"emotive tts: note: {note}", file=sys.stderr)
+    for path, wave in zip(paths, waves):
+        save_audio(path, wave, SAMPLE_RATE)
+        print(f"wrote {path} ({wave.size / SAMPLE_RATE:.2f} s)")
+    return 0

@@ -1,0 +1,155 @@
+"""The TTS language model experiment: text (+ emotion, + speaker) -> codec tokens, Llama-style.
+
+One causal LM over Llasa's vocabulary layout (`emotive.codecs.text.TTSVocab`), trained on
+packed documents from tables pre-encoded by the codec (`emotive.data.tts_data`):
+
+    emotive codec encode-split --data-dir DATA --split train --ckpt CODEC_RUN \
+        --out data/encoded/tiny_train        (and --split validation)
+    emotive train tts --preset tiny
+
+The model's vocabulary size follows from the `vocab` section alone (so a checkpoint loads
+without the data): text ids + 8 specials + codebook + emotion tags + speaker slots, padded
+to `vocab.pad_to`. Presets: tiny (CPU, minutes), small (CPU, 1-2 hours, the full corpus),
+1b (Llama-3.2-1B shape over Llama 3's tokenizer: Llasa's 193,800 ids + 16 emotion tags,
+padded to 193,920) and 8b (Llama-3.1-8B shape), all sharded by the same rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from emotive.configs.common import MeshConfig, OptimConfig, TrainConfig, TransformerConfig
+from emotive.errors import UserError
+
+# The corpus's emotion names (emotive.data.emotions.EMOTIONS; configs import nothing above
+# them, and tests/codecs/test_text.py checks the two agree).
+CORPUS_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "surprised",
+                   "disgusted")
+
+
+@dataclasses.dataclass(frozen=True)
+class TTSVocabConfig:
+    """The vocabulary layout; it fixes the model's vocabulary size."""
+
+    bpe_size: int = 1024  # text ids of a byte-level BPE trained on the train table's text
+    tokenizer_json: str = ""  # a Llama 3 tokenizer.json instead of the BPE (full scale)
+    text_vocab_size: int = 0  # text ids with tokenizer_json (Llama 3: 128256); 0 = bpe_size
+    codebook_size: int = 64000  # the codec's codes (the tiny codec: FSQ 8,8,8,5,5,5)
+    emotions: tuple[str, ...] = CORPUS_EMOTIONS
+    intensities: tuple[int, ...] = (1, 2)
+    speaker_slots: int = 0  # tags for the train table's speakers; 0 = no speaker tags
+    pad_to: int = 128  # vocabulary rounded up to a multiple (sharding)
+    prompt_style: Literal["plain", "llama3_chat"] = "plain"
+
+    @property
+    def text_size(self) -> int:
+        return self.text_vocab_size if self.text_vocab_size > 0 else self.bpe_size
+
+
+@dataclasses.dataclass(frozen=True)
+class TTSDataConfig:
+    """Pre-encoded tables (`emotive codec encode-split`) and packing."""
+
+    train: str = "data/encoded/tiny_train"
+    eval: str = "data/encoded/tiny_validation"  # "" = no eval
+    seq_len: int = 512  # (input, target) pairs per packed row
+    long_docs: Literal["truncate", "drop"] = "truncate"
+    tag_dropout: float = 0.1  # probability of leaving a document's emotion/speaker tag out
+    open_rows: int = 64  # rows the packer keeps open for first fit
+    # Random documents of this layout instead of tables: for `emotive scale` and benchmarks.
+    synthetic: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TTSConfig:
+    task: str = "tts"
+    model: TransformerConfig = TransformerConfig()
+    tie_embeddings: bool = False
+    vocab: TTSVocabConfig = TTSVocabConfig()
+    data: TTSDataConfig = TTSDataConfig()
+    optim: OptimConfig = OptimConfig()
+    mesh: MeshConfig = MeshConfig()
+    train: TrainConfig = TrainConfig()
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.optim.validate()
+        self.train.validate()
+        v, d = self.vocab, self.data
+        if v.tokenizer_json and v.text_vocab_size <= 0:
+            raise UserError("vocab.tokenizer_json needs vocab.text_vocab_size (the tokenizer's "
+                            "text ids, 128256 for Llama 3)")
+        if not v.tokenizer_json and v.text_vocab_size <= 0 and v.bpe_size < 257:
+            raise UserError(f"vocab.bpe_size={v.bpe_size} is too small; the byte-level BPE "
+                            "needs at least 257 (256 bytes + merges)")
+        if v.codebook_size < 1 or v.speaker_slots < 0:
+            raise UserError("vocab.codebook_size must be positive and vocab.speaker_slots >= 0")
+        if d.seq_len < 8:
+            raise UserError(f"data.seq_len={d.seq_len} is too short for a prompt; use >= 8")
+        if not 0.0 <= d.tag_dropout < 1.0:
+            raise UserError(f"data.tag_dropout must be in [0, 1), got {d.tag_dropout}")
+        if not d.synthetic and not d.train:
+            raise UserError("data.train is empty; pass a table from `emotive codec "
+                            "encode-split` with --set data.train=PATH (or data.synthetic=true)")
+
+
+def tiny() -> TTSConfig:
+    """A few CPU minutes on the tiny corpus encoded by the tiny codec."""
+    return TTSConfig(
+        model=TransformerConfig(num_layers=2, d_model=64, num_heads=4, num_kv_heads=2,
+                                head_dim=16, mlp_dim=192),
+        vocab=TTSVocabConfig(bpe_size=512, speaker_slots=16),
+        data=TTSDataConfig(seq_len=512),
+        optim=OptimConfig(lr=3e-3, warmup_steps=30, weight_decay=0.0),
+        # The 64,640-row head dominates the cost: 2 rows of 512 keep a step near a second.
+        train=TrainConfig(steps=300, batch_size=2, log_every=25, eval_every=100,
+                          eval_batches=12, ckpt_every=100),
+    )
+
+
+def small() -> TTSConfig:
+    """One to two CPU hours on the full corpus (encoded with the same codec)."""
+    return TTSConfig(
+        model=TransformerConfig(num_layers=4, d_model=192, num_heads=6, num_kv_heads=2,
+                                head_dim=32, mlp_dim=512),
+        vocab=TTSVocabConfig(bpe_size=2048, speaker_slots=64),
+        data=TTSDataConfig(train="data/encoded/full_train",
+                           eval="data/encoded/full_validation", seq_len=512),
+        optim=OptimConfig(lr=1e-3, warmup_steps=100),
+        train=TrainConfig(steps=1500, batch_size=8, log_every=50, eval_every=250,
+                          eval_batches=16, ckpt_every=250),
+    )
+
+
+def llasa_1b() -> TTSConfig:
+    """Llama-3.2-1B / Llasa-1B shape over Llama 3's tokenizer and X-codec2's 65,536 codes.
+
+    Needs --set vocab.tokenizer_json=PATH (a Llama 3 tokenizer.json) and tables encoded by
+    a 65,536-code codec; 2048-token rows like Llasa's, packed.
+    """
+    return TTSConfig(
+        model=TransformerConfig(num_layers=16, d_model=2048, num_heads=32, num_kv_heads=8,
+                                head_dim=64, mlp_dim=8192, rope_theta=500000.0,
+                                rope_scaling_factor=32.0, scan_layers=True, remat="dots",
+                                dtype="bfloat16"),
+        vocab=TTSVocabConfig(text_vocab_size=128256, codebook_size=65536,
+                             prompt_style="llama3_chat"),
+        data=TTSDataConfig(train="data/encoded/train", eval="data/encoded/validation",
+                           seq_len=2048),
+        optim=OptimConfig(lr=5e-5, warmup_steps=1000, b2=0.95, weight_decay=0.01),
+        mesh=MeshConfig(data=1, fsdp=-1),
+        train=TrainConfig(steps=100_000, batch_size=256, eval_every=1000, ckpt_every=1000),
+    )
+
+
+def llama_8b() -> TTSConfig:
+    """Llama-3.1-8B shape (Llasa-8B) with the same vocabulary."""
+    cfg = llasa_1b()
+    model = dataclasses.replace(cfg.model, num_layers=32, d_model=4096, num_heads=32,
+                                num_kv_heads=8, head_dim=128, mlp_dim=14336,
+                                rope_scaling_factor=8.0)
+    return dataclasses.replace(cfg, model=model)
+
+
+PRESETS = {"tiny": tiny, "small": small, "1b": llasa_1b, "8b": llama_8b}

@@ -1,0 +1,199 @@
+"""The trained CTC recogniser: batched, jitted transcription, and CER/WER on a held-out split.
+
+    rec = load_recognizer("runs/asr-base")                 # a run dir, checkpoints/ or step
+    texts = rec.transcribe(audio_BxT, lengths_B)            # list[str], normalised text
+    report = evaluate(rec, data_dir, "test", out_dir=...)   # JSON report, see `evaluate`
+
+Decoding is greedy CTC (best class per frame, repeats merged, blanks dropped). Utterances of
+a split are read whole, sorted by length and padded to a few bucket lengths with a fixed
+batch size, so only a handful of shapes are ever compiled (`utterance_batches`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from emotive.codecs.chars import ctc_greedy_texts, normalize_text
+from emotive.configs.asr import SAMPLE_RATE
+from emotive.errors import UserError
+from emotive.infer.loading import load_trained
+from emotive.metrics.recognition import error_counts
+
+# Padded lengths in seconds (longer utterances round up to whole multiples of the last).
+BUCKET_SECONDS = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+
+
+def bucket_length(num_samples: int) -> int:
+    """The padded length (samples) for an utterance of `num_samples`."""
+    for seconds in BUCKET_SECONDS:
+        if num_samples <= seconds * SAMPLE_RATE:
+            return int(seconds * SAMPLE_RATE)
+    step = int(BUCKET_SECONDS[-1] * SAMPLE_RATE)
+    return -(-num_samples // step) * step
+
+
+def as_float(audio_T) -> np.ndarray:
+    audio_T = np.asarray(audio_T)
+    if audio_T.dtype == np.int16:
+        return audio_T.astype(np.float32) / 32768.0
+    return audio_T.astype(np.float32)
+
+
+def text_of(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def read_split(data_dir, split: str, *, dataset: str = "emotive_speech",
+               limit: int | None = None) -> list[dict]:
+    """Every record of a built split (at most `limit`), as dicts of audio float32 [T] and
+    text, speaker, condition, id strings ("" where the dataset lacks a field)."""
+    from emotive.data.tfds_io import open_split
+
+    source = open_split(data_dir, dataset, split).source
+    count = len(source) if limit is None else min(limit, len(source))
+    records = []
+    for i in range(count):
+        r = source[i]
+        records.append({"audio": as_float(r["audio"]),
+                        **{k: text_of(r.get(k, "")) for k in ("text", "speaker", "condition",
+                                                                "id")}})
+    if not records:
+        raise UserError(f"{dataset}/{split} under {data_dir} holds no records to evaluate")
+    return records
+
+
+def utterance_batches(audios: list[np.ndarray],
+                      batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Yields (indices [b], audio float32 [batch_size, L], lengths int32 [batch_size]).
+
+    Utterances go in length order, so a batch pads to the bucket of its longest; rows past
+    the b real ones are silent padding with length 0.
+    """
+    order = np.argsort([a.shape[0] for a in audios], kind="stable")
+    for start in range(0, order.size, batch_size):
+        idx = order[start:start + batch_size]
+        length = bucket_length(max(audios[i].shape[0] for i in idx))
+        audio = np.zeros((batch_size, length), np.float32)
+        lengths = np.zeros(batch_size, np.int32)
+        for row, i in enumerate(idx):
+            audio[row, :audios[i].shape[0]] = audios[i]
+            lengths[row] = audios[i].shape[0]
+        yield idx, audio, lengths
+
+
+@dataclasses.dataclass
+class Recognizer:
+    """A loaded CTC recogniser with a jitted greedy decoder."""
+
+    cfg: Any
+    model: nnx.Module
+    step: int
+    step_dir: Any = None
+
+    def __post_init__(self):
+        graphdef, state = nnx.split(self.model)
+
+        @jax.jit
+        def best_path(state, audio_BxT, lengths_B):
+            out = nnx.merge(graphdef, state)(audio_BxT, jnp.maximum(lengths_B, 1))
+            frames_B = jnp.sum(out["frame_segments"] > 0, axis=1)
+            return jnp.argmax(out["logits"], -1).astype(jnp.int32), frames_B
+
+        self._state, self._best_path = state, best_path
+
+    def transcribe(self, audio_BxT, lengths_B=None) -> list[str]:
+        """Greedy CTC transcripts (normalised text) of float audio [B, T] at 16 kHz with valid
+        lengths [B] (default: whole rows)."""
+        audio_BxT = np.asarray(audio_BxT, np.float32)
+        if lengths_B is None:
+            lengths_B = np.full(audio_BxT.shape[0], audio_BxT.shape[1], np.int32)
+        ids, frames = self._best_path(self._state, audio_BxT, np.asarray(lengths_B, np.int32))
+        return ctc_greedy_texts(np.asarray(ids), np.asarray(frames))
+
+
+def load_recognizer(ckpt) -> Recognizer:
+    """The recogniser of an `emotive train asr` run (run dir, its checkpoints/ or a step dir)."""
+    trained = load_trained(ckpt, task="asr")
+    return Recognizer(trained.cfg, trained.model, trained.step, trained.step_dir)
+
+
+def _rates(counts: dict) -> dict:
+    out = dict(counts)
+    out["cer"] = counts["char_edits"] / max(counts["chars"], 1)
+    out["wer"] = counts["word_edits"] / max(counts["words"], 1)
+    return out
+
+
+def evaluate(rec: Recognizer, data_dir, split: str = "test", *, dataset: str = "emotive_speech",
+             batch_size: int = 16, limit: int | None = None, out_dir=None) -> dict:
+    """Transcribes every utterance of `split`; returns (and writes to out_dir/report.json,
+    with every transcript in out_dir/transcripts.jsonl) a report:
+
+    {split, step, utterances, overall: {cer, wer, char_edits, chars, word_edits, words},
+     per_condition: {condition: the same}, normalisation, examples: first 10 pairs}.
+    CER/WER are corpus-level over normalised text (emotive.metrics.recognition).
+    """
+    records = read_split(data_dir, split, dataset=dataset, limit=limit)
+    hyps = [""] * len(records)
+    for idx, audio, lengths in utterance_batches([r["audio"] for r in records], batch_size):
+        for i, text in zip(idx, rec.transcribe(audio, lengths)):
+            hyps[i] = text
+    refs = [r["text"] for r in records]
+    conditions = sorted({r["condition"] for r in records})
+    per_condition = {}
+    for c in conditions:
+        chosen = [i for i, r in enumerate(records) if r["condition"] == c]
+        per_condition[c or "unknown"] = {"utterances": len(chosen), **_rates(error_counts(
+            [refs[i] for i in chosen], [hyps[i] for i in chosen]))}
+    report = {"split": split, "dataset": dataset, "step": rec.step, "utterances": len(records),
+              "overall": _rates(error_counts(refs, hyps)), "per_condition": per_condition,
+              "normalisation": "emotive.codecs.chars.normalize_text on reference and hypothesis",
+              "examples": [{"id": records[i]["id"], "ref": normalize_text(refs[i]),
+                            "hyp": hyps[i]} for i in range(min(10, len(records)))]}
+    if out_dir is not None:
+        out = pathlib.Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        with open(out / "transcripts.jsonl", "w") as f:
+            for r, hyp in zip(records, hyps):
+                f.write(json.dumps({"id": r["id"], "condition": r["condition"],
+                                    "ref": normalize_text(r["text"]), "hyp": hyp}) + "\n")
+    return report
+
+
+def format_report(report: dict) -> str:
+    """A few readable lines: overall and per-condition CER and WER."""
+    o = report["overall"]
+    lines = [f"asr on {report['dataset']}/{report['split']} ({report['utterances']} utterances, "
+             f"step {report['step']}): CER {100 * o['cer']:.2f}%  WER {100 * o['wer']:.2f}%"]
+    for c, m in report["per_condition"].items():
+        lines.append(f"  {c:<10} {m['utterances']:>5} utt  CER {100 * m['cer']:6.2f}%  "
+                     f"WER {100 * m['wer']:6.2f}%")
+    return "\n".join(lines)
+
+
+def default_out_dir(step_dir, kind: str, split: str, step: int) -> pathlib.Path:
+    """RUN_DIR/eval-<kind>-<split>-<step> beside the run's checkpoints/ folder."""
+    step_dir = pathlib.Path(step_dir)
+    run_dir = step_dir.parent.parent if step_dir.parent.name == "checkpoints" else step_dir
+    return run_dir / f"eval-{kind}-{split}-{step}"
+
+
+def run_eval(kind: str, args) -> int:
+    """`emotive eval asr`: load, transcribe the split, print and write the report."""
+    rec = load_recognizer(args.ckpt)
+    out_dir = args.out or default_out_dir(rec.step_dir, kind, args.split, rec.step)
+    report = evaluate(rec, args.data_dir or rec.cfg.data.data_dir, args.split,
+                      dataset=args.dataset, batch_size=args.batch_size, limit=args.limit,
+                      out_dir=out_dir)
+    print(format_report(report))
+    print(f"report: {out_dir}/report.json")
+    return 0

@@ -1,0 +1,143 @@
+"""Text to speech: the TTS language model samples codec tokens, the codec turns them into audio.
+
+    lm = load_tts("runs/tts-tiny")                       # (cfg, model, vocab, step)
+    codec = load_codec("runs/codec-tiny")
+    waves = synthesize(lm, codec, "Hello there. How are you?", emotion="happy", intensity=2,
+                       num_samples=2, seed=0)            # two float32 [T] at 16 kHz
+
+Long text is split at sentence boundaries (`split_sentences`, about 100 characters a piece,
+as Llasa does) and every (sentence, sample) pair is one row of one batch through
+`emotive.infer.sampling.generate`, restricted to the speech codes and SPEECH_GENERATION_END.
+Each sample's sentences are joined with PAUSE_SECONDS of silence. Row seeds derive from
+(seed, sample, sentence), so a seed reproduces the output.
+
+Zero-shot voice prompts are continuation, as in Llasa: the reference wav is encoded by the
+codec, its transcript goes before the text and its codes after SPEECH_GENERATION_START, so the
+model continues in that voice; only the new codes are decoded. Every sentence carries the
+whole reference. References must be at most MAX_REF_SECONDS long, and each prompt plus the
+new tokens must fit the length the model was trained on (`data.seq_len`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import pathlib
+
+import numpy as np
+
+from emotive.codecs.audio import load_audio
+from emotive.codecs.text import check_text, split_sentences
+from emotive.configs.codec import SAMPLE_RATE
+from emotive.errors import UserError
+from emotive.infer.codec import LoadedCodec
+from emotive.infer.sampling import SamplingConfig, bucket_length, generate, prepare
+
+MAX_REF_SECONDS = 15.0  # Llasa's prompts are a few seconds; longer ones crowd out the text
+MIN_REF_SECONDS = 0.5
+PAUSE_SECONDS = 0.25  # silence between sentences
+MAX_SENTENCE_CHARS = 100
+DEFAULT_SAMPLING = SamplingConfig(temperature=0.8, top_p=0.95)
+
+
+def reference_codes(codec: LoadedCodec, path) -> np.ndarray:
+    """Codes int32 [N] of a reference recording; UserError for a missing, unreadable, silent,
+    too short or too long file (the limits are MIN_REF_SECONDS..MAX_REF_SECONDS)."""
+    audio_T = load_audio(path, SAMPLE_RATE, normalize_loudness=False,
+                         min_seconds=MIN_REF_SECONDS)  # silence: load_audio's message
+    seconds = audio_T.size / SAMPLE_RATE
+    if seconds > MAX_REF_SECONDS:
+        raise UserError(f"{path}: reference audio is {seconds:.1f} s; a voice prompt may be at "
+                        f"most {MAX_REF_SECONDS:g} s, trim it to a clean clip of 3-10 s")
+    codes, frames = codec.encode(audio_T[None])
+    return codes[0, :frames[0]]
+
+
+def synthesize(lm, codec: LoadedCodec, text: str, *, emotion: str | None = None,
+               intensity: int = 2, speaker: str | None = None, ref_wav=None,
+               ref_text: str | None = None, num_samples: int = 1, seed: int = 0,
+               sampling: SamplingConfig = DEFAULT_SAMPLING, max_seconds: float = 20.0,
+               issues: list[str] | None = None) -> list[np.ndarray]:
+    """Speaks `text`; returns `num_samples` float32 waveforms [T] at 16 kHz.
+
+    lm: what `emotive.infer.tts_model.load_tts` returns. emotion/intensity/speaker pick the
+    vocabulary's tags (None: no tag). ref_wav + ref_text: a voice prompt (both or neither).
+    sampling: temperature, top-k/top-p, repetition penalty (its max_new_tokens, stop ids,
+    pad id and allowed range are set here). max_seconds bounds each sentence's audio. Notes
+    (sentences cut by the limit) are appended to `issues` when a list is given.
+    """
+    cfg, model, vocab, _ = lm
+    if num_samples < 1:
+        raise UserError(f"num_samples must be at least 1, got {num_samples}")
+    if max_seconds <= 0:
+        raise UserError(f"max_seconds must be positive, got {max_seconds}")
+    if codec.codebook_size != vocab.codebook_size:
+        raise UserError(f"the codec has {codec.codebook_size} codes but the TTS model was "
+                        f"trained on {vocab.codebook_size}; pass the codec its data was "
+                        "encoded with")
+    if (ref_wav is None) != (ref_text is None):
+        raise UserError("a voice prompt needs both the reference audio (--ref) and its "
+                        "transcript (--ref-text)")
+    sentences = split_sentences(check_text(text), MAX_SENTENCE_CHARS)
+    ref_codes = None if ref_wav is None else reference_codes(codec, ref_wav)
+    prompts = [vocab.prompt_ids(s, emotion=emotion, intensity=intensity, speaker=speaker,
+                                ref_text=ref_text, ref_codes=ref_codes) for s in sentences]
+
+    tokens_per_second = SAMPLE_RATE / codec.hop
+    longest, limit = max(map(len, prompts)), cfg.data.seq_len
+    room = limit - longest
+    if room < tokens_per_second:
+        what = "the reference and a sentence" if ref_wav is not None else "a sentence"
+        raise UserError(f"the prompt for {what} takes {longest} tokens of the model's "
+                        f"{limit}, leaving under a second of speech; use a shorter reference "
+                        "or text")
+    max_new = min(math.ceil(max_seconds * tokens_per_second), room)
+    sampling = dataclasses.replace(
+        sampling, max_new_tokens=max_new, stop_ids=(vocab.speech_end,), pad_id=vocab.speech_end,
+        allowed_range=(vocab.speech_offset, vocab.speech_offset + vocab.codebook_size))
+
+    rows = [(j, i) for j in range(num_samples) for i in range(len(sentences))]
+    seeds = [int(np.random.SeedSequence([seed, j, i]).generate_state(1)[0]) for j, i in rows]
+    out = generate(prepare(model), [prompts[i] for _, i in rows], sampling, seeds=seeds,
+                   max_len=limit)
+    for (j, i), stopped, length in zip(rows, out.stopped, out.lengths):
+        if issues is not None and not stopped:
+            issues.append(f"sample {j}, sentence {i + 1} reached {max_new / tokens_per_second:.1f}"
+                          " s without ending; it is cut there")
+        elif issues is not None and length == 0:
+            issues.append(f"sample {j}, sentence {i + 1} ended at once (no speech); try "
+                          "another seed")
+    audio = _decode_rows(codec, vocab, out.tokens, out.lengths)
+    pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), np.float32)
+    waves = []
+    for j in range(num_samples):
+        pieces = [audio[r] for r, (jj, _) in enumerate(rows) if jj == j]
+        joined = [x for p in pieces for x in (p, pause)][:-1]
+        waves.append(np.concatenate(joined).astype(np.float32))
+    return waves
+
+
+def _decode_rows(codec: LoadedCodec, vocab, tokens_BxN, lengths_B) -> list[np.ndarray]:
+    """Each row's codes (before its stop) -> audio [lengths_b * hop]; empty rows -> []."""
+    empty = np.zeros(0, np.float32)
+    keep = [b for b in range(len(lengths_B)) if lengths_B[b] > 0]
+    if not keep:
+        return [empty] * len(lengths_B)
+    width = bucket_length(int(max(lengths_B)))  # few distinct shapes, few codec compiles
+    codes = np.zeros((len(keep), width), np.int32)
+    for r, b in enumerate(keep):
+        codes[r, :lengths_B[b]] = vocab.ids_to_codes(tokens_BxN[b, :lengths_B[b]])
+    frames = np.asarray([lengths_B[b] for b in keep])
+    audio = codec.decode(codes, frames)
+    out = [empty] * len(lengths_B)
+    for r, b in enumerate(keep):
+        out[b] = audio[r, :int(lengths_B[b]) * codec.hop]
+    return out
+
+
+def output_paths(out, num_samples: int) -> list[pathlib.Path]:
+    """out.wav, then out-1.wav, out-2.wav ... for further samples."""
+    out = pathlib.Path(out)
+    if out.suffix.lower() != ".wav":
+        raise UserError(f"--out {out} must name a .wav file")
+    return [out] + [out.with_name(f"{out.stem}-{j}{out.suffix}") for j in range(1, num_samples)]

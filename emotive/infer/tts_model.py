@@ -1,0 +1,31 @@
+"""Load a trained TTS language model with its vocabulary, from a checkpoint folder alone.
+
+    cfg, model, vocab, step = load_tts("runs/tts-tiny")      # newest step of the run
+    prompt = vocab.prompt_ids("Hello there.", emotion="happy", intensity=2)
+    logits = model(jnp.asarray([prompt]))                    # CausalLM, [1, T, vocab_size]
+
+The vocabulary travels inside each checkpoint (see `emotive.train.tasks.tts`), so it is
+always the one this model was trained with; `vocab.save(dir)` writes it out for a release.
+"""
+
+from __future__ import annotations
+
+from emotive.codecs.text import TTSVocab
+from emotive.configs.tts import TTSConfig
+from emotive.data.tts_data import read_checkpoint_vocab
+from emotive.errors import UserError
+from emotive.infer.loading import load_trained
+from emotive.models.lm import CausalLM
+
+
+def load_tts(ckpt_dir) -> tuple[TTSConfig, CausalLM, TTSVocab, int]:
+    """Loads the newest checkpoint under `ckpt_dir` (a run dir, its checkpoints/ or a step
+    dir) of `emotive train tts`; returns (config, model in eval mode, vocabulary, step).
+    UserError for another task's checkpoint, a damaged one, or one without a vocabulary."""
+    trained = load_trained(ckpt_dir, task="tts")
+    vocab = read_checkpoint_vocab(trained.step_dir)
+    if vocab.vocab_size != trained.model.vocab_size:
+        raise UserError(f"checkpoint {trained.step_dir}: its vocabulary has {vocab.vocab_size} "
+                        f"ids but the model {trained.model.vocab_size}; the checkpoint is "
+                        "damaged or was edited")
+    return trained.cfg, trained.model, vocab, trained.step

@@ -1,0 +1,125 @@
+"""The speech emotion recognition task: categories and arousal/dominance/valence, jointly.
+
+Per step, on a batch of random crops (`data.crop_seconds`, shorter clips zero-padded and
+masked by `length`):
+
+    loss = ce_weight * CE(logits, emotion)
+         + sum over d in (arousal, dominance, valence) of weight_d * (1 - CCC_d(pred, target))
+
+CCC is computed over the batch (the rows with known A/D/V), with population moments, as
+audeering trains its A/D/V models; it is the metric the eval reports, so the loss optimises
+what is measured. Cross-entropy ignores rows without an emotion label (-1).
+
+The periodic eval reports accuracy and per-dimension CCC on crops of the held-out split,
+averaged over batches (a quick proxy); `emotive eval ser` gives the full report on whole
+clips, per recording condition.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from emotive.configs.ser import NUM_EMOTIONS, SAMPLE_RATE, SerConfig
+from emotive.models.ser import ADV_ORDER, SpeechEmotionModel
+from emotive.train.task import DataSpec, Task
+from emotive.train.tasks.codec import DeviceBatches, open_codec_split
+
+LABEL_FIELDS = ("audio", "length", "emotion", "adv", "has_adv", "example_mask")
+CCC_EPS = 1e-8  # keeps 1 - CCC finite on a batch whose targets are all equal
+
+
+def weighted_ccc(pred_B: jax.Array, true_B: jax.Array, weight_B: jax.Array) -> jax.Array:
+    """CCC of two float [B] vectors over the rows with weight 1 (population moments), fp32."""
+    w = weight_B.astype(jnp.float32)
+    n = jnp.maximum(jnp.sum(w), 1.0)
+    x, y = pred_B.astype(jnp.float32), true_B.astype(jnp.float32)
+    mx, my = jnp.sum(w * x) / n, jnp.sum(w * y) / n
+    vx = jnp.sum(w * jnp.square(x - mx)) / n
+    vy = jnp.sum(w * jnp.square(y - my)) / n
+    cov = jnp.sum(w * (x - mx) * (y - my)) / n
+    return 2.0 * cov / (vx + vy + jnp.square(mx - my) + CCC_EPS)
+
+
+def adv_cccs(pred_Bx3: jax.Array, true_Bx3: jax.Array, weight_B: jax.Array) -> jax.Array:
+    """CCC per dimension, float32 [3] in the order arousal, dominance, valence."""
+    return jnp.stack([weighted_ccc(pred_Bx3[:, d], true_Bx3[:, d], weight_B) for d in range(3)])
+
+
+def masked_mean(x_B: jax.Array, weight_B: jax.Array) -> jax.Array:
+    w = weight_B.astype(jnp.float32)
+    return jnp.sum(w * x_B) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def ser_objective(out: dict, batch: dict, cfg: SerConfig) -> tuple[jax.Array, dict]:
+    """The joint loss of the model outputs on a labelled batch, and its metrics."""
+    lc = cfg.loss
+    labelled = batch["example_mask"] & (batch["emotion"] >= 0)
+    targets = jax.nn.one_hot(jnp.maximum(batch["emotion"], 0), NUM_EMOTIONS)
+    if lc.label_smoothing:
+        targets = optax.smooth_labels(targets, lc.label_smoothing)
+    ce = masked_mean(optax.softmax_cross_entropy(out["logits"], targets), labelled)
+    correct = (jnp.argmax(out["logits"], -1) == batch["emotion"]).astype(jnp.float32)
+    cccs = adv_cccs(out["adv"], batch["adv"], batch["example_mask"] & batch["has_adv"])
+    loss = lc.ce_weight * ce + jnp.sum(jnp.asarray(lc.adv_weights) * (1.0 - cccs))
+    metrics = {"ce": ce, "accuracy": masked_mean(correct, labelled)}
+    metrics.update({f"ccc_{name}": cccs[d] for d, name in enumerate(ADV_ORDER)})
+    return loss, metrics
+
+
+def crop_iterator(cfg, split: str, shuffle: bool, fields=LABEL_FIELDS, wrap=DeviceBatches):
+    """An iterator factory (process_index, process_count) of random crops of `split`,
+    keeping `fields`; `wrap(inner, fields)` makes the checkpointable device iterator."""
+    from emotive.data.pipeline import crop_batches
+
+    def make(process_index: int, process_count: int):
+        opened = open_codec_split(cfg.data, split)
+        inner = crop_batches(opened.source, crop_samples=cfg.data.crop_samples,
+                             global_batch_size=cfg.train.batch_size, seed=cfg.train.seed,
+                             process_index=process_index, process_count=process_count,
+                             speakers=opened.speakers, shuffle=shuffle)
+        return wrap(inner, fields)
+    return make
+
+
+def audio_seconds(batch) -> float:
+    return float(np.sum(batch["length"])) / SAMPLE_RATE
+
+
+def make_task(cfg: SerConfig) -> Task:
+    def loss_fn(model: SpeechEmotionModel, batch, rng):
+        del rng
+        return ser_objective(model(batch["audio"], batch["length"]), batch, cfg)
+
+    def eval_fn(model: SpeechEmotionModel, batch):
+        loss, metrics = ser_objective(model(batch["audio"], batch["length"]), batch, cfg)
+        return {"loss": loss, **metrics}
+
+    return Task(
+        name="ser",
+        make_model=lambda rngs: SpeechEmotionModel(cfg.model, rngs),
+        data=DataSpec(train=crop_iterator(cfg, cfg.data.train_split, True),
+                      eval=crop_iterator(cfg, cfg.data.eval_split, False)),
+        losses={"model": loss_fn},
+        eval_fn=eval_fn,
+        throughput_unit="audio_seconds",
+        count_units=audio_seconds,
+    )
+
+
+def report_after_training(cfg: SerConfig, summary: dict) -> str:
+    ev = summary.get("eval", {})
+    nan = float("nan")
+    workdir = summary["workdir"]
+    return "\n".join([
+        f"ser: eval on {cfg.data.eval_split} crops: accuracy {ev.get('accuracy', nan):.3f}, "
+        f"CCC arousal {ev.get('ccc_arousal', nan):.3f} dominance "
+        f"{ev.get('ccc_dominance', nan):.3f} valence {ev.get('ccc_valence', nan):.3f}",
+        f"checkpoints: {summary['checkpoint_dir']}",
+        f"full eval (UAR, per-class recall, CCC per condition on whole clips): "
+        f"emotive eval ser --ckpt {workdir} --data-dir {cfg.data.data_dir} --split test",
+        f"classify a file: emotive classify IN.wav --ckpt {workdir}",
+        f"TensorBoard logs: {summary['tensorboard_dir']}",
+        f"metrics (JSONL): {summary['metrics_file']}"])

@@ -1,0 +1,199 @@
+"""Batched KV-cache sampling: greedy parity with transformers' generate, cache logits equal a
+full forward pass, rows in a batch equal rows alone, top-k/top-p properties, length guard."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+transformers = pytest.importorskip("transformers")
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from emotive.errors import UserError  # noqa: E402
+from emotive.infer.hf import import_hf_llama  # noqa: E402
+from emotive.infer.sampling import (Generated, SamplingConfig, bucket_length,  # noqa: E402
+                                    filter_logits, generate, next_tokens, prefill_logits,
+                                    top_p_mask)
+
+TEXT, SPECIALS, CODES = 256, 8, 512  # a Llasa-style enlarged vocabulary
+VOCAB = TEXT + SPECIALS + CODES
+PROMPT_LENGTHS = (5, 11, 8)
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    """(our CausalLM, the transformers model) with the same random weights."""
+    cfg = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128,
+                                   num_hidden_layers=2, num_attention_heads=4,
+                                   num_key_value_heads=2, max_position_embeddings=128,
+                                   attn_implementation="eager")
+    torch.manual_seed(0)
+    hf = transformers.LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for key, p in hf.named_parameters():
+            p.copy_(torch.randn_like(p) * 0.15 + (1.0 if "norm" in key else 0.0))
+    path = tmp_path_factory.mktemp("llasa_like")
+    hf.save_pretrained(path, safe_serialization=True)
+    model, _ = import_hf_llama(path)
+    return model, hf
+
+
+def _prompts(seed=0, lengths=PROMPT_LENGTHS):
+    rng = np.random.default_rng(seed)
+    return [list(rng.integers(0, TEXT, n)) for n in lengths]
+
+
+def _hf_greedy(hf, prompts, steps, eos, penalty):
+    """transformers' batched greedy generate (left padding + attention mask)."""
+    width = max(map(len, prompts))
+    ids = torch.zeros((len(prompts), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for b, x in enumerate(prompts):
+        ids[b, width - len(x):] = torch.tensor(x)
+        mask[b, width - len(x):] = 1
+    gen = transformers.GenerationConfig(do_sample=False, max_new_tokens=steps,
+                                        min_new_tokens=0, eos_token_id=eos, pad_token_id=0,
+                                        repetition_penalty=penalty)
+    with torch.no_grad():
+        out = hf.generate(ids, attention_mask=mask, generation_config=gen).numpy()
+    return out[:, width:]
+
+
+def _until_stop(row, stops):
+    """A row's tokens up to (excluding) its first stop token."""
+    for i, t in enumerate(row):
+        if t in stops:
+            return list(row[:i])
+    return list(row)
+
+
+@pytest.mark.parametrize("penalty", [1.0, 1.3])
+def test_greedy_matches_transformers_generate(llama, penalty):
+    model, hf = llama
+    prompts, steps = _prompts(), 12
+    free = _hf_greedy(hf, prompts, steps, None, penalty)
+    # A stop id that row 0 reaches at step 4 (and not before), so rows finish independently.
+    stop = int(free[0, 4])
+    assert stop not in free[0, :4]
+    want = _hf_greedy(hf, prompts, steps, stop, penalty)
+    cfg = SamplingConfig(temperature=0.0, repetition_penalty=penalty, max_new_tokens=steps,
+                         stop_ids=(stop,))
+    got = generate(model, prompts, cfg, seeds=[0, 0, 0])
+    assert got.lengths[0] == 4 and got.stopped[0]
+    for b in range(len(prompts)):
+        assert list(got.tokens[b, :got.lengths[b]]) == _until_stop(want[b], {stop})
+        assert set(got.tokens[b, got.lengths[b] + 1:]) <= {0}  # pad after the stop
+
+
+def test_cache_decoding_equals_full_forward(llama):
+    """The generate layout (right padding to a bucket, per-row positions, one token per step
+    through the cache) gives the logits of a plain forward pass over each row alone."""
+    model, _ = llama
+    rows = _prompts(seed=1, lengths=(6, 13))
+    p, steps = bucket_length(13), 5
+    cont = np.random.default_rng(2).integers(0, VOCAB, (2, steps))
+    prompt = np.zeros((2, p), np.int32)
+    for b, x in enumerate(rows):
+        prompt[b, :len(x)] = x
+    lengths = jnp.asarray([len(x) for x in rows])
+    positions = jnp.broadcast_to(jnp.arange(p), (2, p))
+    step = jax.jit(lambda m, t, pos, c: m(t, positions=pos, cache=c))
+    logits, cache = jax.jit(prefill_logits)(model, jnp.asarray(prompt), positions,
+                                            model.init_cache(2, p + steps), lengths - 1)
+    got = [logits]
+    for i in range(steps - 1):
+        out, cache = step(model, jnp.asarray(cont[:, i:i + 1]), (lengths + i)[:, None], cache)
+        got.append(out[:, 0])
+    got = np.stack([np.asarray(g) for g in got], axis=1)  # [B, steps, V]
+    # Each row alone, right-padded to a common length (causal: the padding changes nothing).
+    full = np.zeros((2, 13 + steps - 1), np.int32)
+    for b, x in enumerate(rows):
+        full[b, :len(x) + steps - 1] = x + list(cont[b, :steps - 1])
+    full_logits = np.asarray(jax.jit(lambda m, t: m(t))(model, jnp.asarray(full)))
+    for b, x in enumerate(rows):
+        want = full_logits[b, len(x) - 1:len(x) - 1 + steps]
+        np.testing.assert_allclose(got[b], want, atol=1e-4, rtol=1e-4)
+
+
+def test_rows_in_a_batch_equal_rows_alone(llama):
+    model, _ = llama
+    prompts, seeds = _prompts(seed=3), [11, 22, 33]
+    base = SamplingConfig(temperature=0.9, top_k=40, top_p=0.9, repetition_penalty=1.2,
+                          max_new_tokens=16, allowed_range=(TEXT + SPECIALS, VOCAB))
+    free = generate(model, prompts, base, seeds=seeds)
+    assert not free.stopped.any()
+    assert ((free.tokens >= TEXT + SPECIALS) & (free.tokens < VOCAB)).all()
+    # Stops that rows 0 and 1 reach at different steps; rows continue independently.
+    stops = (int(free.tokens[0, 3]), int(free.tokens[1, 9]))
+    cfg = SamplingConfig(**{**base.__dict__, "stop_ids": stops})
+    batch = generate(model, prompts, cfg, seeds=seeds)
+    for b in range(3):
+        assert list(batch.tokens[b, :batch.lengths[b]]) == _until_stop(free.tokens[b], stops)
+        alone = generate(model, [prompts[b]], cfg, seeds=[seeds[b]])
+        np.testing.assert_array_equal(alone.tokens[0], batch.tokens[b])
+        assert alone.lengths[0] == batch.lengths[b]
+    assert batch.lengths[0] <= 3 and batch.stopped[0]
+    assert len(set(batch.lengths.tolist())) > 1
+    again = generate(model, prompts, cfg, seeds=seeds)
+    np.testing.assert_array_equal(again.tokens, batch.tokens)
+    other = generate(model, prompts, cfg, seeds=[12, 23, 34])
+    assert (other.tokens != batch.tokens).any()
+
+
+def test_top_k_top_p_and_penalty_properties():
+    rng = np.random.default_rng(0)
+    logits = jnp.asarray(rng.normal(size=(4, 50)) * 3, jnp.float32)
+    values, ids = filter_logits(logits, SamplingConfig(top_k=5))
+    want = np.argsort(-np.asarray(logits), axis=-1)[:, :5]
+    np.testing.assert_array_equal(np.asarray(ids), want)
+
+    for p in (0.3, 0.75, 0.95):
+        values, ids = filter_logits(logits, SamplingConfig(top_p=p))
+        probs = np.asarray(jax.nn.softmax(logits, axis=-1))
+        kept = np.asarray(values) > -1e29
+        for b in range(4):
+            mass = np.sort(probs[b][np.asarray(ids)[b][kept[b]]])
+            assert mass.sum() >= p - 1e-6  # reaches top_p ...
+            assert mass.sum() - mass[0] < p  # ... and is the smallest such set
+    assert np.asarray(top_p_mask(jnp.asarray([[5.0, 0.0, 0.0]]), 0.01)).tolist() == [
+        [True, False, False]]  # the top token always stays
+
+    # Draws fall only on kept ids: top_k=3 over many keys.
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(4))
+    cfg = SamplingConfig(top_k=3, temperature=1.0)
+    draws = jax.jit(jax.vmap(lambda s: next_tokens(logits[:1].repeat(4, 0), None, keys, s,
+                                                   cfg)))(jnp.arange(40))
+    drawn = set(np.asarray(draws).ravel().tolist())
+    assert drawn <= set(want[0, :3].tolist()) and len(drawn) > 1
+
+    # Repetition penalty as Hugging Face: positive divided, negative multiplied.
+    raw = jnp.asarray([[2.0, -2.0, 1.0, 0.5]])
+    seen = jnp.asarray([[True, True, False, False]])
+    greedy = SamplingConfig(temperature=0.0, repetition_penalty=4.0)
+    assert int(next_tokens(raw, seen, keys[:1], 0, greedy)[0]) == 2  # 2/4 < 1
+    restricted = SamplingConfig(temperature=0.0, allowed_range=(2, 4), stop_ids=(1,))
+    assert int(next_tokens(raw, None, keys[:1], 0, restricted)[0]) == 2
+
+
+def test_length_guard_and_bad_input(llama):
+    model, _ = llama
+    prompts = _prompts()
+    cfg = SamplingConfig(temperature=0.0, max_new_tokens=12)  # compiled by the parity test
+    out = generate(model, prompts, cfg, seeds=[0, 1, 2], max_len=23)  # 11 + 12 fits
+    assert isinstance(out, Generated) and out.tokens.shape == (3, 12)
+    assert (out.lengths == 12).all() and not out.stopped.any()  # cut by the limit
+    bad = [
+        (dict(max_len=22), "exceeds the model's length 22"),
+        (dict(seeds=[0]), "got 1 seeds for 3 prompts"),
+        (dict(prompts=[[1, 2], []]), "a prompt is empty"),
+        (dict(prompts=[[VOCAB]]), f"prompt ids must lie in [0, {VOCAB})"),
+        (dict(cfg=SamplingConfig(top_p=0.0)), "top_p must lie in (0, 1]"),
+        (dict(cfg=SamplingConfig(stop_ids=(VOCAB,))), "must lie in [0, "),
+    ]
+    for change, message in bad:
+        kw = dict(prompts=prompts, cfg=cfg, seeds=[0] * len(change.get("prompts", prompts)))
+        kw.update(change)
+        with pytest.raises(UserError) as err:
+            generate(model, kw.pop("prompts"), kw.pop("cfg"), **kw)
+        assert message in str(err.value) and "\n" not in str(err.value)

@@ -1,0 +1,107 @@
+"""Inference of the speaker encoder and the CTC recogniser from checkpoints: embed/transcribe
+shapes, the eval reports on a built split, and `emotive transcribe` with a bad-input message.
+
+Checkpoints hold random weights written the way the trainer writes them, so these tests need
+no training (tests/train/test_speaker_asr_tasks.py trains the same presets)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import soundfile as sf
+from flax import nnx
+
+from emotive import cli, configs
+from emotive.codecs import chars
+from emotive.configs import base
+from emotive.data.builders import build
+from emotive.data.synth import build_corpus
+from emotive.infer import asr_eval, speaker_eval
+from emotive.models.asr import CtcRecognizer
+from emotive.models.speaker import SpeakerEncoder
+from emotive.train.checkpoint import Checkpointer
+
+
+def random_params(make, seed=0) -> dict:
+    """Parameters of module `make()` drawn with numpy (no per-shape RNG compiles)."""
+    state = nnx.state(nnx.eval_shape(make), nnx.Param).to_pure_dict()
+    rng = np.random.default_rng(seed)
+
+    def draw(x):
+        fan_in = np.prod(x.shape[:-1]) if len(x.shape) > 1 else 10.0
+        return (rng.standard_normal(x.shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    return jax.tree.map(draw, state)
+
+
+def write_run(root, experiment, make_model, overrides=()):
+    cfg = configs.load(experiment, "tiny", list(overrides))
+    params = random_params(lambda: make_model(cfg))
+    ckpt = Checkpointer(root / "checkpoints", async_save=False)
+    ckpt.save(5, {"step": jnp.int32(5), "params": {"model": params}, "rest": {}}, None,
+              base.to_dict(cfg))
+    ckpt.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recognition_data")
+    build_corpus(root / "corpus", preset="tiny", limit=24, workers=1, progress=False)
+    build("emotive_speech", root / "corpus", root / "data", progress=False, verbose=False)
+    return root / "data"
+
+
+@pytest.fixture(scope="module")
+def recognizer_dir(tmp_path_factory):
+    # The base layout: 40 ms encoder frames, two CTC slots per frame.
+    return write_run(tmp_path_factory.mktemp("asr_run"), "asr",
+                     lambda cfg: CtcRecognizer(cfg.model, rngs=nnx.Rngs(0)),
+                     ["model.encoder.strides=2,2", "model.upsample=2"])
+
+
+@pytest.fixture(scope="module")
+def speaker_dir(tmp_path_factory):
+    return write_run(tmp_path_factory.mktemp("speaker_run"), "speaker",
+                     lambda cfg: SpeakerEncoder(cfg.model, rngs=nnx.Rngs(0)))
+
+
+def test_embed_shapes_and_speaker_report(speaker_dir, data_dir, tmp_path):
+    enc = speaker_eval.load_speaker_encoder(speaker_dir)
+    assert enc.step == 5
+    audio = np.random.default_rng(0).standard_normal((4, 32000)).astype(np.float32) * 0.1
+    emb = enc.embed(audio, np.array([32000, 16000, 8000, 20000]))
+    assert emb.shape == (4, enc.dim) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
+    report = speaker_eval.evaluate(enc, data_dir, "test", batch_size=4, out_dir=tmp_path)
+    assert report["utterances"] == 6 and len(report["speakers"]) == 2
+    assert 0 <= report["overall"]["eer"] <= 1 and report["overall"]["trials"] == 15
+    assert "clean" in report["per_condition"] and (tmp_path / "report.json").is_file()
+
+
+def test_transcribe_shapes_and_asr_report(recognizer_dir, data_dir, tmp_path):
+    rec = asr_eval.load_recognizer(recognizer_dir)
+    audio = np.random.default_rng(0).standard_normal((4, 32000)).astype(np.float32) * 0.1
+    texts = rec.transcribe(audio, np.array([32000, 16000, 8000, 0]))
+    assert len(texts) == 4 and all(isinstance(t, str) for t in texts)
+    assert all(t == chars.normalize_text(t) for t in texts)  # already normalised
+    report = asr_eval.evaluate(rec, data_dir, "test", batch_size=4, out_dir=tmp_path)
+    assert report["utterances"] == 6 and set(report["per_condition"]) == {"clean", "distance",
+                                                                         "shout"}
+    assert report["overall"]["chars"] > 0 and report["overall"]["cer"] >= 0
+    assert (tmp_path / "transcripts.jsonl").read_text().count("\n") == 6
+
+
+def test_transcribe_command_and_bad_input(recognizer_dir, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    speechy = 0.1 * rng.standard_normal(22050 * 2) * np.sin(np.linspace(0, 40, 22050 * 2))
+    sf.write(tmp_path / "in.wav", speechy.astype(np.float32), 22050)  # resampled to 16 kHz
+    assert cli.main(["transcribe", str(tmp_path / "in.wav"), "--ckpt", str(recognizer_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.strip() == chars.normalize_text(out)
+    sf.write(tmp_path / "silent.wav", np.zeros(16000, np.float32), 16000)
+    code = cli.main(["transcribe", str(tmp_path / "silent.wav"), "--ckpt", str(recognizer_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and "silent.wav: silent" in err and err.count("\n") == 1
+    assert cli.main(["transcribe", str(tmp_path / "missing.wav"), "--ckpt",
+                     str(recognizer_dir)]) == 2
+    assert "no such file" in capsys.readouterr().err

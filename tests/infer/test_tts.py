@@ -1,0 +1,140 @@
+"""`emotive tts` end to end on checkpoints of random weights: a tiny TTS LM with its vocabulary
+and a tiny codec, written the way their trainers write them; wav lengths, voice prompts,
+reproducibility, and one-line messages for bad input."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import soundfile as sf
+from flax import nnx
+
+from emotive import cli, configs
+from emotive.codecs.text import TTSVocab, split_sentences, train_bpe
+from emotive.configs import base
+from emotive.data.tts_data import VocabCarryingIterator
+from emotive.errors import UserError
+from emotive.infer.codec import load_codec
+from emotive.infer.tts import PAUSE_SECONDS, synthesize
+from emotive.infer.tts_model import load_tts
+from emotive.models.codec import Codec
+from emotive.models.lm import CausalLM
+from emotive.train.checkpoint import Checkpointer
+from emotive.train.tasks.tts import model_vocab_size
+
+from tests.infer.test_codec_tools import MICRO, numpy_init
+
+RATE, HOP = 16000, 320
+WORDS = "oak table river light stone green quiet morning bird".split()
+# Split into chunks of at most 100 characters, one row per chunk and sample.
+TEXT = ("The quiet bird sang over the green river in the early morning light today. "
+        "An oak table stood by the stone wall near the old mill house all day long. "
+        "Light rain fell on the quiet stone bridge.")
+MAX_SECONDS = 0.3  # 15 tokens per sentence at most: random weights rarely stop on their own
+SEQ_LEN = 160
+
+
+class _NoIterator:
+    """Stands in for the train iterator whose checkpoint state carries the vocabulary."""
+
+    def get_state(self):
+        return {}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """(TTS run dir, codec run dir) with random weights; the codec has 4*4*3 = 48 codes."""
+    root = tmp_path_factory.mktemp("tts_runs")
+    codec_cfg = configs.load("codec", "tiny", MICRO + ["model.fsq_levels=4,4,3"])
+    codec = numpy_init(lambda: Codec(codec_cfg.model, rngs=nnx.Rngs(0)))
+    ckpt = Checkpointer(root / "codec" / "checkpoints", async_save=False)
+    ckpt.save(3, {"step": jnp.int32(3),
+                  "params": {"generator": {"codec": nnx.state(codec, nnx.Param).to_pure_dict()}}},
+              None, base.to_dict(codec_cfg))
+    ckpt.close()
+
+    cfg = configs.load("tts", "tiny", [
+        "vocab.codebook_size=48", "vocab.bpe_size=300", "vocab.pad_to=64",
+        "vocab.speaker_slots=0", f"data.seq_len={SEQ_LEN}", "model.num_layers=1",
+        "model.d_model=32", "model.mlp_dim=64"])
+    texts = [" ".join(np.random.default_rng(i).choice(WORDS, 6)) + "." for i in range(40)]
+    vocab = TTSVocab(train_bpe(texts, 300), 48, cfg.vocab.emotions, cfg.vocab.intensities,
+                     text_vocab_size=300, pad_to=64)
+    assert vocab.vocab_size == model_vocab_size(cfg)
+    model = numpy_init(lambda: CausalLM(cfg.model, vocab.vocab_size, rngs=nnx.Rngs(0)), seed=1)
+    ckpt = Checkpointer(root / "tts" / "checkpoints", async_save=False)
+    ckpt.save(5, {"step": jnp.int32(5),
+                  "params": {"model": nnx.state(model, nnx.Param).to_pure_dict()}},
+              VocabCarryingIterator(_NoIterator(), vocab.to_json()), base.to_dict(cfg))
+    ckpt.close()
+    return root / "tts", root / "codec"
+
+
+def _noise_wav(path, seconds, amplitude=0.1):
+    rng = np.random.default_rng(0)
+    sf.write(path, amplitude * rng.standard_normal(int(seconds * RATE)), RATE)
+    return path
+
+
+def test_cli_writes_one_wav_per_sample(runs, tmp_path, capsys):
+    out = tmp_path / "out.wav"
+    args = ["tts", TEXT, "--ckpt", str(runs[0]), "--codec", str(runs[1]), "--emotion",
+            "happy", "--intensity", "2", "--num-samples", "2", "--seed", "3", "--max-seconds",
+            str(MAX_SECONDS), "--top-k", "20", "--out", str(out)]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "out.wav" in printed and "out-1.wav" in printed
+    chunks = len(split_sentences(TEXT))
+    assert chunks == 3
+    pauses = (chunks - 1) * int(PAUSE_SECONDS * RATE)
+    longest = chunks * int(np.ceil(MAX_SECONDS * RATE / HOP)) * HOP + pauses
+    takes = []
+    for path in (out, tmp_path / "out-1.wav"):
+        audio, rate = sf.read(path)
+        assert rate == RATE and pauses <= audio.size <= longest
+        assert (audio.size - pauses) % HOP == 0  # whole codec frames between the pauses
+        takes.append(audio)
+    assert not np.array_equal(takes[0], takes[1])  # two seeds, two takes
+    assert cli.main(args[:-1] + [str(tmp_path / "again.wav")]) == 0
+    np.testing.assert_array_equal(sf.read(tmp_path / "again.wav")[0], takes[0])
+
+
+def test_voice_prompt_and_its_limits(runs, tmp_path):
+    lm, codec = load_tts(runs[0]), load_codec(runs[1])
+    ref = _noise_wav(tmp_path / "ref.wav", 1.0)
+    kw = dict(num_samples=1, seed=0, max_seconds=MAX_SECONDS)
+    plain = synthesize(lm, codec, "Green river.", **kw)[0]
+    cloned = synthesize(lm, codec, "Green river.", ref_wav=ref, ref_text="oak table", **kw)[0]
+    assert plain.size <= 15 * HOP and cloned.size <= 15 * HOP
+    assert plain.size != cloned.size or not np.array_equal(plain, cloned)
+    # 3 s of reference is 150 codes: with the text it leaves under a second of SEQ_LEN.
+    with pytest.raises(UserError, match="leaving under a second of speech"):
+        synthesize(lm, codec, "Green river.", ref_wav=_noise_wav(tmp_path / "3s.wav", 3.0),
+                   ref_text="oak table", **kw)
+
+
+def _bad_args(runs, tmp_path):
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(RATE), RATE)
+    long = _noise_wav(tmp_path / "long.wav", 16.0)
+    common = ["--ckpt", str(runs[0]), "--codec", str(runs[1]), "--out", str(tmp_path / "o.wav")]
+    return {
+        "empty text": (["  "] + common, "text is empty"),
+        "unknown emotion": (["Oak table."] + common + ["--emotion", "ecstatic"],
+                            "no tag for emotion 'ecstatic'"),
+        "silent reference": (["Oak table."] + common + ["--ref", str(silent), "--ref-text",
+                                                        "oak"], "silent"),
+        "long reference": (["Oak table."] + common + ["--ref", str(long), "--ref-text", "oak"],
+                           "reference audio is 16.0 s; a voice prompt may be at most 15 s"),
+        "reference without text": (["Oak table."] + common + ["--ref", str(long)],
+                                   "needs both the reference audio (--ref) and its transcript"),
+        "bad top-p": (["Oak table."] + common + ["--top-p", "0"], "top_p must lie in (0, 1]"),
+    }
+
+
+@pytest.mark.parametrize("case", ["empty text", "unknown emotion", "silent reference",
+                                  "long reference", "reference without text", "bad top-p"])
+def test_bad_input_is_one_line(runs, tmp_path, capsys, case):
+    args, message = _bad_args(runs, tmp_path)[case]
+    assert cli.main(["tts"] + args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err, err
