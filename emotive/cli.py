@@ -24,12 +24,14 @@ COMMANDS = {
                 "to emotive checkpoints"),
     "codec": ("emotive.commands.codec", "speech codec: encode audio to codes, decode, "
               "pre-encode a dataset split, evaluate (PESQ, STOI, mel, SI-SDR)"),
-    "eval": ("emotive.commands.eval", "evaluate a trained model on a held-out split: ser, student"),
+    "eval": ("emotive.commands.eval", "evaluate a trained model on a held-out split: codec, ser, student, speaker, asr"),
     "classify": ("emotive.commands.classify", "emotion of audio files: categories, arousal, "
                  "dominance, valence (ser or student checkpoint)"),
     "transcribe": ("emotive.commands.transcribe", "print the text a trained CTC recogniser "
                    "hears in audio files"),
     "tts": ("emotive.commands.tts", "speak text with a TTS LM and codec (emotion, voice prompt)"),
+    "quickstart": ("emotive.commands.quickstart", "the whole pipeline on the embedded corpus: "
+                   "corpus, codec, TTS LM, emotional samples, report (~10 min on 2 cores)"),
 }
 
 

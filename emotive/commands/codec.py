@@ -75,20 +75,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from emotive.infer import codec_eval
 
-    report = codec_eval.evaluate(codec, args.data_dir or codec.cfg.data.data_dir, args.split,
-                                 dataset=args.dataset, batch_size=args.batch_size,
-                                 limit=args.limit, out_dir=args.out or _default_eval_dir(
-                                     args.ckpt, args.split, codec.step))
-    print(codec_eval.format_report(report))
-    return 0
-
-
-def _default_eval_dir(ckpt: str, split: str, step: int) -> pathlib.Path:
-    path = pathlib.Path(ckpt)
-    run_dir = path.parent if path.name == "checkpoints" else path
-    if path.name.isdigit():  # a step folder: checkpoints/<step>
-        run_dir = path.parent.parent
-    return run_dir / f"eval-{split}-{step}"
+    return codec_eval.run_eval("codec", args, codec)
 
 
 def _encode(codec, args) -> int:

@@ -1,6 +1,7 @@
 """`emotive eval KIND --ckpt DIR [--data-dir D] [--split S] [--out DIR]`: evaluate a trained
 model on a held-out split and write a JSON report (and plots) beside its checkpoints.
 
+    emotive eval codec --ckpt runs/codec-base --data-dir DATA_DIR --split test
     emotive eval ser --ckpt runs/ser-base --data-dir DATA_DIR --split test
     emotive eval student --ckpt runs/student-base --split test [--teacher runs/ser-base]
 
@@ -26,6 +27,8 @@ class Evaluator:
 
 
 EVALUATORS = {
+    "codec": Evaluator("emotive.infer.codec_eval", "speech codec: PESQ (NB, WB), STOI, mel "
+                       "distance, SI-SDR, codebook usage on held-out speakers; spectrogram PNG"),
     "ser": Evaluator("emotive.infer.ser_eval", "speech emotion model: UAR over 8 emotions, "
                      "per-class recall, accuracy, CCC per A/D/V dimension, per condition"),
     "student": Evaluator(

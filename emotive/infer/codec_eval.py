@@ -113,6 +113,12 @@ def evaluate(codec: LoadedCodec, data_dir, split: str = "test", *,
 
 def plot_spectrograms(clips, sample_rate: int, path) -> None:
     """Input vs decoded log-mel spectrograms, one row per (id, input [T], decoded [T])."""
+    plot_mel_grid([[(f"{clip_id}: input", ref), (f"{clip_id}: decoded", dec)]
+                   for clip_id, ref, dec in clips], sample_rate, path)
+
+
+def plot_mel_grid(rows, sample_rate: int, path) -> None:
+    """Log-mel spectrograms in a grid: `rows` is a list of rows of (title, audio [T])."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -120,15 +126,21 @@ def plot_spectrograms(clips, sample_rate: int, path) -> None:
 
     from emotive.codecs.audio import log_mel_spectrogram
 
-    fig, axes = plt.subplots(len(clips), 2, figsize=(11, 2.6 * len(clips)), squeeze=False)
-    for row, (clip_id, ref, dec) in enumerate(clips):
-        for col, (title, x) in enumerate((("input", ref), ("decoded", dec))):
+    cols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(5.5 * cols, 2.6 * len(rows)),
+                             squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            if c >= len(row):
+                ax.axis("off")
+                continue
+            title, x = row[c]
             mel = np.asarray(log_mel_spectrogram(_pad_seconds(x, sample_rate)[0], sample_rate,
                                                  1024, 256, 80))[:1 + x.size // 256]
-            ax = axes[row, col]
             ax.imshow(mel.T, origin="lower", aspect="auto", cmap="magma", vmin=np.log(1e-5),
                       extent=(0, x.size / sample_rate, 0, 80))
-            ax.set_title(f"{clip_id}: {title}", fontsize=9)
+            ax.set_title(title, fontsize=9)
             ax.set_xlabel("seconds")
             ax.set_ylabel("mel bin")
     fig.tight_layout()
@@ -151,3 +163,25 @@ def format_report(report: dict) -> str:
     if "report_file" in report:
         lines.append(f"  report: {report['report_file']}  spectrograms: {report['plot_file']}")
     return "\n".join(lines)
+
+
+def default_eval_dir(ckpt, split: str, step: int) -> pathlib.Path:
+    """RUN_DIR/eval-SPLIT-STEP for a run dir, its checkpoints/ or a step folder."""
+    path = pathlib.Path(ckpt)
+    run_dir = path.parent if path.name == "checkpoints" else path
+    if path.name.isdigit():  # a step folder: checkpoints/<step>
+        run_dir = path.parent.parent
+    return run_dir / f"eval-{split}-{step}"
+
+
+def run_eval(kind: str, args, codec: LoadedCodec | None = None) -> int:
+    """`emotive eval codec` (and `emotive codec eval`): evaluate, print, write the report."""
+    from emotive.infer.codec import load_codec
+
+    del kind
+    codec = codec or load_codec(args.ckpt)
+    report = evaluate(codec, args.data_dir or codec.cfg.data.data_dir, args.split,
+                      dataset=args.dataset, batch_size=args.batch_size, limit=args.limit,
+                      out_dir=args.out or default_eval_dir(args.ckpt, args.split, codec.step))
+    print(format_report(report))
+    return 0

@@ -60,7 +60,13 @@ def ser_objective(out: dict, batch: dict, cfg: SerConfig) -> tuple[jax.Array, di
     targets = jax.nn.one_hot(jnp.maximum(batch["emotion"], 0), NUM_EMOTIONS)
     if lc.label_smoothing:
         targets = optax.smooth_labels(targets, lc.label_smoothing)
-    ce = masked_mean(optax.softmax_cross_entropy(out["logits"], targets), labelled)
+    ce_B = optax.softmax_cross_entropy(out["logits"], targets)
+    if lc.class_weights:
+        weight_B = jnp.asarray(lc.class_weights)[jnp.maximum(batch["emotion"], 0)]
+        ce = jnp.sum(jnp.where(labelled, weight_B * ce_B, 0.0)) / jnp.maximum(
+            jnp.sum(jnp.where(labelled, weight_B, 0.0)), 1e-6)
+    else:
+        ce = masked_mean(ce_B, labelled)
     correct = (jnp.argmax(out["logits"], -1) == batch["emotion"]).astype(jnp.float32)
     cccs = adv_cccs(out["adv"], batch["adv"], batch["example_mask"] & batch["has_adv"])
     loss = lc.ce_weight * ce + jnp.sum(jnp.asarray(lc.adv_weights) * (1.0 - cccs))
