@@ -29,6 +29,12 @@ class Evaluator:
 EVALUATORS = {
     "codec": Evaluator("emotive.infer.codec_eval", "speech codec: PESQ (NB, WB), STOI, mel "
                        "distance, SI-SDR, codebook usage on held-out speakers; spectrogram PNG"),
+    "tts": Evaluator(
+        "emotive.infer.tts_eval", "TTS LM judged by the recognisers: CER of originals, codec "
+        "resynthesis and TTS output; emotion accuracy of the TTS output per emotion",
+        (("--codec", dict(default=None, help="codec run dir (required)")),
+         ("--asr", dict(default=None, help="asr run dir (required)")),
+         ("--ser", dict(default=None, help="ser run dir (required)")))),
     "ser": Evaluator("emotive.infer.ser_eval", "speech emotion model: UAR over 8 emotions, "
                      "per-class recall, accuracy, CCC per A/D/V dimension, per condition"),
     "student": Evaluator(
