@@ -102,3 +102,18 @@ class TrainConfig:
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise UserError("train.steps and train.batch_size must be >= 1")
+
+
+def llama_3_2_1b(**overrides) -> TransformerConfig:
+    """Llama-3.2-1B's transformer (Llasa-1B): 16 x 2048, GQA 32/8, rope 500k with Llama-3
+    scaling 32, set up to train at scale (scanned layers, remat of dots, bf16 compute)."""
+    return dataclasses.replace(TransformerConfig(
+        num_layers=16, d_model=2048, num_heads=32, num_kv_heads=8, head_dim=64, mlp_dim=8192,
+        rope_theta=500000.0, rope_scaling_factor=32.0, scan_layers=True, remat="dots",
+        dtype="bfloat16"), **overrides)
+
+
+def llama_3_1_8b(**overrides) -> TransformerConfig:
+    """Llama-3.1-8B's transformer (Llasa-8B): 32 x 4096, GQA 32/8, MLP 14336, scaling 8."""
+    return llama_3_2_1b(num_layers=32, d_model=4096, num_heads=32, num_kv_heads=8,
+                        head_dim=128, mlp_dim=14336, rope_scaling_factor=8.0, **overrides)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from emotive.configs.common import MeshConfig, OptimConfig, TrainConfig, TransformerConfig
+from emotive.configs.common import (MeshConfig, OptimConfig, TrainConfig, TransformerConfig,
+                                    llama_3_1_8b, llama_3_2_1b)
 from emotive.errors import UserError
 
 
@@ -75,10 +76,7 @@ def llasa_1b() -> ToyLMConfig:
     For scale-on-paper, MFU and multi-device runs; 2049-token rows like Llasa's 2048.
     """
     return ToyLMConfig(
-        model=TransformerConfig(num_layers=16, d_model=2048, num_heads=32, num_kv_heads=8,
-                                head_dim=64, mlp_dim=8192, rope_theta=500000.0,
-                                rope_scaling_factor=32.0, scan_layers=True, remat="dots",
-                                dtype="bfloat16"),
+        model=llama_3_2_1b(),
         data=ReversalDataConfig(num_symbols=193_796, max_len=1023),
         optim=OptimConfig(lr=5e-5, warmup_steps=1000, b2=0.95, weight_decay=0.01),
         mesh=MeshConfig(data=1, fsdp=-1),
@@ -88,11 +86,7 @@ def llasa_1b() -> ToyLMConfig:
 
 def llama_8b() -> ToyLMConfig:
     """Llama-3.1-8B shape with the Llasa vocabulary."""
-    cfg = llasa_1b()
-    model = dataclasses.replace(cfg.model, num_layers=32, d_model=4096, num_heads=32,
-                                num_kv_heads=8, head_dim=128, mlp_dim=14336,
-                                rope_scaling_factor=8.0)
-    return dataclasses.replace(cfg, model=model)
+    return dataclasses.replace(llasa_1b(), model=llama_3_1_8b())
 
 
 PRESETS = {"tiny": tiny, "base": base, "1b": llasa_1b, "8b": llama_8b}

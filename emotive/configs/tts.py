@@ -19,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from emotive.configs.common import MeshConfig, OptimConfig, TrainConfig, TransformerConfig
+from emotive.configs.common import (MeshConfig, OptimConfig, TrainConfig, TransformerConfig,
+                                    llama_3_1_8b, llama_3_2_1b)
 from emotive.errors import UserError
 
 # The corpus's emotion names (emotive.data.emotions.EMOTIONS; configs import nothing above
@@ -129,10 +130,7 @@ def llasa_1b() -> TTSConfig:
     a 65,536-code codec; 2048-token rows like Llasa's, packed.
     """
     return TTSConfig(
-        model=TransformerConfig(num_layers=16, d_model=2048, num_heads=32, num_kv_heads=8,
-                                head_dim=64, mlp_dim=8192, rope_theta=500000.0,
-                                rope_scaling_factor=32.0, scan_layers=True, remat="dots",
-                                dtype="bfloat16"),
+        model=llama_3_2_1b(),
         vocab=TTSVocabConfig(text_vocab_size=128256, codebook_size=65536,
                              prompt_style="llama3_chat"),
         data=TTSDataConfig(train="data/encoded/train", eval="data/encoded/validation",
@@ -145,11 +143,7 @@ def llasa_1b() -> TTSConfig:
 
 def llama_8b() -> TTSConfig:
     """Llama-3.1-8B shape (Llasa-8B) with the same vocabulary."""
-    cfg = llasa_1b()
-    model = dataclasses.replace(cfg.model, num_layers=32, d_model=4096, num_heads=32,
-                                num_kv_heads=8, head_dim=128, mlp_dim=14336,
-                                rope_scaling_factor=8.0)
-    return dataclasses.replace(cfg, model=model)
+    return dataclasses.replace(llasa_1b(), model=llama_3_1_8b())
 
 
 PRESETS = {"tiny": tiny, "small": small, "1b": llasa_1b, "8b": llama_8b}
