@@ -31,7 +31,7 @@ COMMANDS = {
                    "hears in audio files"),
     "tts": ("emotive.commands.tts", "speak text with a TTS LM and codec (emotion, voice prompt)"),
     "quickstart": ("emotive.commands.quickstart", "the whole pipeline on the embedded corpus: "
-                   "corpus, codec, TTS LM, emotional samples, report (~10 min on 2 cores)"),
+                   "corpus, codec, TTS LM, emotional samples, report (~18 CPU-minutes)"),
 }
 
 
