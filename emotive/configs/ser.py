@@ -95,14 +95,15 @@ class SerConfig:
 
 def _encoder(conv_dim, conv_kernel, conv_stride, *, d_model: int, num_heads: int, mlp_dim: int,
              num_layers: int, pos_conv_kernel: int, pos_conv_groups: int,
-             head_hidden: int = 0) -> Wav2Vec2Config:
+             feat_extract_norm: str = "layer") -> Wav2Vec2Config:
     """A stable-layer-norm (pre-LN) wav2vec2 encoder of the given size with emotion heads."""
     return Wav2Vec2Config(
         conv_dim=tuple(conv_dim), conv_kernel=tuple(conv_kernel), conv_stride=tuple(conv_stride),
-        pos_conv_kernel=pos_conv_kernel, pos_conv_groups=pos_conv_groups,
+        feat_extract_norm=feat_extract_norm, pos_conv_kernel=pos_conv_kernel,
+        pos_conv_groups=pos_conv_groups,
         transformer=wav2vec2_transformer(d_model=d_model, num_heads=num_heads, mlp_dim=mlp_dim,
                                          num_layers=num_layers),
-        head=EmotionHeadConfig(hidden=head_hidden))
+        head=EmotionHeadConfig())
 
 
 def tiny() -> SerConfig:
@@ -128,11 +129,9 @@ def base() -> SerConfig:
     other emotions: its cross-entropy weighs double.
     """
     return SerConfig(
-        model=dataclasses.replace(
-            _encoder((64, 64, 64, 64, 64), (40, 3, 3, 2, 2), (20, 2, 2, 2, 2), d_model=96,
-                     num_heads=4, mlp_dim=256, num_layers=3, pos_conv_kernel=32,
-                     pos_conv_groups=8),
-            feat_extract_norm="group"),
+        model=_encoder((64, 64, 64, 64, 64), (40, 3, 3, 2, 2), (20, 2, 2, 2, 2), d_model=96,
+                       num_heads=4, mlp_dim=256, num_layers=3, pos_conv_kernel=32,
+                       pos_conv_groups=8, feat_extract_norm="group"),
         data=EmotionDataConfig(crop_seconds=2.0),
         loss=SerLossConfig(label_smoothing=0.1, class_weights=(2.0,) + (1.0,) * 7),
         optim=OptimConfig(lr=1.5e-3, warmup_steps=100, weight_decay=0.05),

@@ -111,7 +111,7 @@ def base() -> SpeakerConfig:
         model=SpeakerModelConfig(MelEncoderConfig(strides=(2, 2), feature_norm="utterance",
                                                   transformer=encoder_transformer(3, 128, 4, 512)),
                                  embed_dim=128, num_speakers=64),
-        data=SpeakerDataConfig(crop_seconds=2.0),
+        data=SpeakerDataConfig(crop_seconds=2.0, speed_factors=(0.9, 1.1)),
         optim=OptimConfig(lr=2e-3, warmup_steps=50, b2=0.98, min_lr_ratio=0.05),
         train=TrainConfig(steps=700, batch_size=32, log_every=50, eval_every=350,
                           eval_batches=4, ckpt_every=200),

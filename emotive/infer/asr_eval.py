@@ -12,6 +12,7 @@ batch size, so only a handful of shapes are ever compiled (`utterance_batches`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 from typing import Any, Iterator
@@ -89,6 +90,16 @@ def utterance_batches(audios: list[np.ndarray],
         yield idx, audio, lengths
 
 
+# The graph definition is a static argument, so every recogniser of one architecture (a
+# checkpoint loaded twice, the CLI after an eval) shares compiled programs per shape.
+@functools.partial(jax.jit, static_argnums=0)
+def _best_path(graphdef, state, audio_BxT, lengths_B):
+    """Best class per CTC slot, int32 [B, S], and valid slots per row [B]."""
+    out = nnx.merge(graphdef, state)(audio_BxT, jnp.maximum(lengths_B, 1))
+    slots_B = jnp.sum(out["frame_segments"] > 0, axis=1)
+    return jnp.argmax(out["logits"], -1).astype(jnp.int32), slots_B
+
+
 @dataclasses.dataclass
 class Recognizer:
     """A loaded CTC recogniser with a jitted greedy decoder."""
@@ -99,15 +110,7 @@ class Recognizer:
     step_dir: Any = None
 
     def __post_init__(self):
-        graphdef, state = nnx.split(self.model)
-
-        @jax.jit
-        def best_path(state, audio_BxT, lengths_B):
-            out = nnx.merge(graphdef, state)(audio_BxT, jnp.maximum(lengths_B, 1))
-            frames_B = jnp.sum(out["frame_segments"] > 0, axis=1)
-            return jnp.argmax(out["logits"], -1).astype(jnp.int32), frames_B
-
-        self._state, self._best_path = state, best_path
+        self._graphdef, self._state = nnx.split(self.model)
 
     def transcribe(self, audio_BxT, lengths_B=None) -> list[str]:
         """Greedy CTC transcripts (normalised text) of float audio [B, T] at 16 kHz with valid
@@ -115,7 +118,8 @@ class Recognizer:
         audio_BxT = np.asarray(audio_BxT, np.float32)
         if lengths_B is None:
             lengths_B = np.full(audio_BxT.shape[0], audio_BxT.shape[1], np.int32)
-        ids, frames = self._best_path(self._state, audio_BxT, np.asarray(lengths_B, np.int32))
+        ids, frames = _best_path(self._graphdef, self._state, audio_BxT,
+                                 np.asarray(lengths_B, np.int32))
         return ctc_greedy_texts(np.asarray(ids), np.asarray(frames))
 
 

@@ -14,6 +14,7 @@ degraded), the usual way a verifier meets far-field or shouted speech.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import pathlib
 from typing import Any
@@ -29,6 +30,12 @@ from emotive.infer.loading import load_trained
 from emotive.metrics.recognition import cosine_trials, eer
 
 
+# The graph definition is static: encoders of one architecture share compiled programs.
+@functools.partial(jax.jit, static_argnums=0)
+def _embed(graphdef, state, audio_BxT, lengths_B):
+    return nnx.merge(graphdef, state)(audio_BxT, jnp.maximum(lengths_B, 1))["embedding"]
+
+
 @dataclasses.dataclass
 class SpeakerEmbedder:
     """A loaded speaker encoder with a jitted embedding function."""
@@ -39,14 +46,7 @@ class SpeakerEmbedder:
     step_dir: Any = None
 
     def __post_init__(self):
-        graphdef, state = nnx.split(self.model)
-
-        @jax.jit
-        def embed(state, audio_BxT, lengths_B):
-            model = nnx.merge(graphdef, state)
-            return model(audio_BxT, jnp.maximum(lengths_B, 1))["embedding"]
-
-        self._state, self._embed = state, embed
+        self._graphdef, self._state = nnx.split(self.model)
 
     @property
     def dim(self) -> int:
@@ -58,7 +58,8 @@ class SpeakerEmbedder:
         audio_BxT = np.asarray(audio_BxT, np.float32)
         if lengths_B is None:
             lengths_B = np.full(audio_BxT.shape[0], audio_BxT.shape[1], np.int32)
-        return np.asarray(self._embed(self._state, audio_BxT, np.asarray(lengths_B, np.int32)))
+        return np.asarray(_embed(self._graphdef, self._state, audio_BxT,
+                                 np.asarray(lengths_B, np.int32)))
 
 
 def load_speaker_encoder(ckpt) -> SpeakerEmbedder:

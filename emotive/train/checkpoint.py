@@ -133,7 +133,7 @@ def restore_params(step_dir: pathlib.Path, abstract_params: Any) -> Any:
 def restore_subset(step_dir: pathlib.Path, item: dict) -> dict:
     """Reads the parts of a saved train state named by `item` (e.g. {"params": ..., "rest":
     ...}), each a pytree of jax.ShapeDtypeStruct; UserError if the checkpoint does not fit."""
-    state_dir = step_dir / "state"
+    state_dir = (pathlib.Path(step_dir) / "state").absolute()  # orbax wants absolute paths
     if not state_dir.is_dir():
         raise UserError(f"checkpoint {step_dir} has no state folder; it is incomplete")
     try:

@@ -69,10 +69,11 @@ def speaker_dir(tmp_path_factory):
 def test_embed_shapes_and_speaker_report(speaker_dir, data_dir, tmp_path):
     enc = speaker_eval.load_speaker_encoder(speaker_dir)
     assert enc.step == 5
-    audio = np.random.default_rng(0).standard_normal((4, 32000)).astype(np.float32) * 0.1
-    emb = enc.embed(audio, np.array([32000, 16000, 8000, 20000]))
-    assert emb.shape == (4, enc.dim) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
-    report = speaker_eval.evaluate(enc, data_dir, "test", batch_size=4, out_dir=tmp_path)
+    # 8 rows of 3 s: the shape the eval below pads the 6 test clips (1.7-2.6 s) to.
+    audio = np.random.default_rng(0).standard_normal((8, 48000)).astype(np.float32) * 0.1
+    emb = enc.embed(audio, np.array([48000, 16000, 8000, 20000, 1, 2, 3, 4]))
+    assert emb.shape == (8, enc.dim) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
+    report = speaker_eval.evaluate(enc, data_dir, "test", batch_size=8, out_dir=tmp_path)
     assert report["utterances"] == 6 and len(report["speakers"]) == 2
     assert 0 <= report["overall"]["eer"] <= 1 and report["overall"]["trials"] == 15
     assert "clean" in report["per_condition"] and (tmp_path / "report.json").is_file()
@@ -80,11 +81,11 @@ def test_embed_shapes_and_speaker_report(speaker_dir, data_dir, tmp_path):
 
 def test_transcribe_shapes_and_asr_report(recognizer_dir, data_dir, tmp_path):
     rec = asr_eval.load_recognizer(recognizer_dir)
-    audio = np.random.default_rng(0).standard_normal((4, 32000)).astype(np.float32) * 0.1
-    texts = rec.transcribe(audio, np.array([32000, 16000, 8000, 0]))
-    assert len(texts) == 4 and all(isinstance(t, str) for t in texts)
+    audio = np.random.default_rng(0).standard_normal((8, 48000)).astype(np.float32) * 0.1
+    texts = rec.transcribe(audio, np.array([48000, 16000, 8000, 0, 1, 2, 3, 4]))
+    assert len(texts) == 8 and all(isinstance(t, str) for t in texts)
     assert all(t == chars.normalize_text(t) for t in texts)  # already normalised
-    report = asr_eval.evaluate(rec, data_dir, "test", batch_size=4, out_dir=tmp_path)
+    report = asr_eval.evaluate(rec, data_dir, "test", batch_size=8, out_dir=tmp_path)
     assert report["utterances"] == 6 and set(report["per_condition"]) == {"clean", "distance",
                                                                          "shout"}
     assert report["overall"]["chars"] > 0 and report["overall"]["cer"] >= 0
@@ -93,8 +94,9 @@ def test_transcribe_shapes_and_asr_report(recognizer_dir, data_dir, tmp_path):
 
 def test_transcribe_command_and_bad_input(recognizer_dir, tmp_path, capsys):
     rng = np.random.default_rng(1)
-    speechy = 0.1 * rng.standard_normal(22050 * 2) * np.sin(np.linspace(0, 40, 22050 * 2))
-    sf.write(tmp_path / "in.wav", speechy.astype(np.float32), 22050)  # resampled to 16 kHz
+    # 2.5 s at 22.05 kHz: resampled, then padded to the 8 x 3 s shape compiled above.
+    speechy = 0.1 * rng.standard_normal(55125) * np.sin(np.linspace(0, 40, 55125))
+    sf.write(tmp_path / "in.wav", speechy.astype(np.float32), 22050)
     assert cli.main(["transcribe", str(tmp_path / "in.wav"), "--ckpt", str(recognizer_dir)]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.strip() == chars.normalize_text(out)

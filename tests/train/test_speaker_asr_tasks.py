@@ -15,9 +15,10 @@ from emotive.train.tasks import make_task
 from emotive.train.tasks.asr import pack_rows
 from emotive.train.trainer import train
 
-# Eval and intermediate checkpoints off; one checkpoint at the end; losses logged every step.
-QUICK = ["train.steps=16", "train.log_every=1", "train.eval_every=0", "train.ckpt_every=16",
-         "train.async_ckpt=false", "train.peak_tflops=1.0"]
+# Eval and checkpoints off (tests/infer/test_transcribe.py loads checkpoints); losses logged
+# every step. Compiling the train step is most of each test's time.
+QUICK = ["train.steps=12", "train.log_every=1", "train.eval_every=0", "train.ckpt_every=0",
+         "train.peak_tflops=1.0"]
 
 
 @pytest.fixture(scope="module")
@@ -35,22 +36,25 @@ def losses(workdir):
 
 
 def assert_loss_falls(values):
-    assert len(values) == 16 and np.all(np.isfinite(values))
-    assert np.mean(values[-4:]) < 0.85 * np.mean(values[:4]), values
+    assert len(values) == 12 and np.all(np.isfinite(values))
+    assert np.mean(values[-3:]) < 0.85 * np.mean(values[:3]), values
 
 
 def test_speaker_tiny_trains(data_dir, tmp_path):
-    cfg = configs.load("speaker", "tiny", QUICK + [f"data.data_dir={data_dir}", "optim.lr=5e-3"])
+    # Speed perturbation on, as in the base preset: 8 speakers x 3 speeds, class stride 8.
+    cfg = configs.load("speaker", "tiny", QUICK + [f"data.data_dir={data_dir}", "optim.lr=5e-3",
+                                                   "data.speed_factors=0.9,1.1",
+                                                   "model.num_speakers=24"])
     batch = next(make_task(cfg).data.train(0, 1))
     assert set(batch) == {"audio", "length", "speaker"}
     assert batch["audio"].shape == (8, 16000) and batch["speaker"].max() < 8
     train(cfg, tmp_path, progress=False, devices=jax.devices()[:2])
     assert_loss_falls(losses(tmp_path))
-    assert (tmp_path / "checkpoints" / "16").is_dir()
 
 
 def test_asr_tiny_trains(data_dir, tmp_path):
-    cfg = configs.load("asr", "tiny", QUICK + [f"data.data_dir={data_dir}", "optim.lr=5e-3"])
+    cfg = configs.load("asr", "tiny", QUICK + [f"data.data_dir={data_dir}", "optim.lr=5e-3",
+                                               "model.encoder.transformer.num_layers=1"])
     batch = next(make_task(cfg).data.train(0, 1))
     assert batch["audio"].shape == batch["segment_ids"].shape == (8, 64000)
     assert batch["labels"].shape == (8, 120) and batch["utterances"].sum() >= 8

@@ -38,7 +38,6 @@ from emotive.train.tasks.ser import (LABEL_FIELDS, adv_cccs, audio_seconds, crop
                                      masked_mean)
 
 TRAIN_FIELDS = ("audio", "length", "example_mask")  # no labels: the teacher gives the targets
-TEACHER_FIELDS = ("teacher_adv", "teacher_logits")
 
 
 class TeacherBatches(DeviceBatches):
