@@ -6,6 +6,7 @@ every checkpoint, so a resumed run sees exactly the batches it would have seen.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Sequence
 
 import grain
@@ -72,3 +73,47 @@ def make_iterator(source: Sequence | grain.MapDataset, *, global_batch_size: int
         iter_ds = grain.experimental.ThreadPrefetchIterDataset(iter_ds,
                                                                prefetch_buffer_size=prefetch_threads)
     return iter(iter_ds)
+
+
+class IteratorWrapper:
+    """A batch iterator around grain's `inner` one: forwards grain's optional prefetch and
+    close hooks; subclasses define __next__ and the checkpoint state (get/set_state)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __iter__(self):
+        return self
+
+    def start_prefetch(self) -> None:
+        start = getattr(self.inner, "start_prefetch", None)
+        if start is not None:
+            start()
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+
+class DeviceBatches(IteratorWrapper):
+    """A checkpointable batch iterator that keeps only the fields the device needs.
+
+    The speech pipelines also yield host-side strings (text, id, condition) that cannot
+    become jax arrays. get_state/set_state speak bytes, which grain's orbax handler accepts
+    for any iterator.
+    """
+
+    def __init__(self, inner, fields: Sequence[str]):
+        super().__init__(inner)
+        self.fields = tuple(fields)
+
+    def __next__(self) -> dict:
+        batch = next(self.inner)
+        return {k: batch[k] for k in self.fields}
+
+    def get_state(self) -> bytes:
+        return json.dumps(self.inner.get_state()).encode()
+
+    def set_state(self, state: bytes) -> None:
+        self.inner.set_state(json.loads(state.decode()))

@@ -313,3 +313,18 @@ def open_split(data_dir, name: str, split: str) -> SplitSource:
         num_samples = np.asarray([r["audio"].shape[0] for r in records], np.int64)
         speakers = tuple(sorted({_text(r["speaker"]) for r in records if "speaker" in r}))
     return SplitSource(source, num_samples, speakers, builder.info)
+
+
+def open_data_split(data: Any, split: str) -> "SplitSource":
+    """Opens `split` of a config's data section (fields data_dir, dataset); when it is not
+    built, the UserError names the commands that build the embedded corpus there."""
+    try:
+        return open_split(data.data_dir, data.dataset, split)
+    except UserError as exc:
+        if "no built" not in str(exc):
+            raise
+        corpus = "data/emotive_speech"
+        raise UserError(f"no built {data.dataset} dataset under data.data_dir={data.data_dir}; "
+                        f"build it with `emotive data synth --preset tiny --out {corpus}` then "
+                        f"`emotive data build {data.dataset} --src {corpus} --out "
+                        f"{data.data_dir}`") from None

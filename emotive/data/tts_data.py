@@ -36,6 +36,7 @@ import numpy as np
 
 from emotive.codecs.text import TTSVocab
 from emotive.data.emotions import EMOTIONS
+from emotive.data.input import IteratorWrapper
 from emotive.errors import UserError
 
 REQUIRED_KEYS = ("codes", "offsets", "text")
@@ -232,7 +233,7 @@ def pack(docs: Documents, seq_len: int, *, seed: int = 0, open_rows: int = 64,
 VOCAB_KEY = "tts_vocab"
 
 
-class VocabCarryingIterator:
+class VocabCarryingIterator(IteratorWrapper):
     """Wraps the train iterator; its checkpoint state also holds the vocabulary (process 0).
 
     grain's checkpoint handler writes `get_state()` bytes to
@@ -241,12 +242,10 @@ class VocabCarryingIterator:
     """
 
     def __init__(self, inner, vocab_json: str | None, process_index: int = 0):
-        self.inner, self.process_index = inner, process_index
+        super().__init__(inner)
+        self.process_index = process_index
         self.vocab_json = vocab_json
         self.mismatch = False
-
-    def __iter__(self):
-        return self
 
     def __next__(self) -> dict:
         if self.mismatch:
@@ -267,16 +266,6 @@ class VocabCarryingIterator:
         self.mismatch = old is not None and self.vocab_json is not None and \
             old != self.vocab_json
         self.inner.set_state(saved["iterator"])
-
-    def start_prefetch(self) -> None:
-        start = getattr(self.inner, "start_prefetch", None)
-        if start is not None:
-            start()
-
-    def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
 
 
 def read_checkpoint_vocab(step_dir) -> TTSVocab:

@@ -25,7 +25,7 @@ from emotive.errors import UserError
 from emotive.models.asr import CtcRecognizer
 from emotive.models.transformer import train_flops
 from emotive.train.task import DataSpec, Task
-from emotive.train.tasks.codec import open_codec_split
+from emotive.data.tfds_io import open_data_split
 
 
 class _Subset:
@@ -123,7 +123,7 @@ def make_task(cfg: AsrConfig) -> Task:
 
     def iterator(split: str, train: bool):
         def make(process_index: int, process_count: int):
-            opened = open_codec_split(data, split)
+            opened = open_data_split(data, split)
             fits = np.flatnonzero(opened.num_samples <= data.row_samples)
             if fits.size == 0:
                 raise UserError(f"{data.dataset}/{split} has no utterance of at most "

@@ -19,7 +19,6 @@ Batches: random crops of `data.crop_seconds` from the emotive_speech TFDS split
 
 from __future__ import annotations
 
-import json
 
 import jax
 import jax.numpy as jnp
@@ -27,8 +26,10 @@ import numpy as np
 from flax import nnx
 
 from emotive.codecs.fsq import codebook_usage
-from emotive.configs.codec import SAMPLE_RATE, CodecConfig, CodecDataConfig
+from emotive.configs.codec import SAMPLE_RATE, CodecConfig
+from emotive.data.input import DeviceBatches
 from emotive.data.pipeline import crop_batches
+from emotive.data.tfds_io import open_data_split
 from emotive.errors import UserError
 from emotive.models.codec import Codec, mel_distance, multi_resolution_mel_loss, si_sdr
 from emotive.models.discriminators import (Discriminators, feature_matching_loss,
@@ -68,59 +69,6 @@ class CodecGAN(nnx.Module):
         crop = cfg.data.crop_samples(cfg.model.hop)
         self.fake = Carry(jnp.zeros((micro_batch, crop), jnp.float32), axes=("batch", None))
         self.micro_steps = Carry(jnp.zeros((), jnp.int32), axes=())
-
-
-def build_missing_message(data: CodecDataConfig) -> str:
-    corpus = "data/emotive_speech"
-    return (f"no built {data.dataset} dataset under data.data_dir={data.data_dir}; build it "
-            f"with `emotive data synth --preset tiny --out {corpus}` then `emotive data build "
-            f"{data.dataset} --src {corpus} --out {data.data_dir}`")
-
-
-def open_codec_split(data: CodecDataConfig, split: str):
-    """Opens `split` of the configured dataset; UserError naming the build commands if absent."""
-    from emotive.data.tfds_io import open_split
-
-    try:
-        return open_split(data.data_dir, data.dataset, split)
-    except UserError as exc:
-        if "no built" in str(exc):
-            raise UserError(build_missing_message(data)) from None
-        raise
-
-
-class DeviceBatches:
-    """A checkpointable batch iterator that keeps only the fields the device needs.
-
-    `crop_batches` also yields host-side strings (text, id) that cannot become jax arrays.
-    get_state/set_state speak bytes, which grain's orbax handler accepts for any iterator.
-    """
-
-    def __init__(self, inner, fields=DEVICE_FIELDS):
-        self.inner, self.fields = inner, tuple(fields)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> dict:
-        batch = next(self.inner)
-        return {k: batch[k] for k in self.fields}
-
-    def get_state(self) -> bytes:
-        return json.dumps(self.inner.get_state()).encode()
-
-    def set_state(self, state: bytes) -> None:
-        self.inner.set_state(json.loads(state.decode()))
-
-    def start_prefetch(self) -> None:
-        start = getattr(self.inner, "start_prefetch", None)
-        if start is not None:
-            start()
-
-    def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
 
 
 def load_teacher(cfg: CodecConfig):
@@ -207,12 +155,12 @@ def make_task(cfg: CodecConfig) -> Task:
 
     def iterator(split: str, shuffle: bool):
         def make(process_index: int, process_count: int):
-            opened = open_codec_split(cfg.data, split)
+            opened = open_data_split(cfg.data, split)
             inner = crop_batches(opened.source, crop_samples=crop,
                                  global_batch_size=cfg.train.batch_size, seed=cfg.train.seed,
                                  process_index=process_index, process_count=process_count,
                                  speakers=opened.speakers, shuffle=shuffle)
-            return DeviceBatches(inner)
+            return DeviceBatches(inner, DEVICE_FIELDS)
         return make
 
     return Task(

@@ -25,7 +25,8 @@ import optax
 from emotive.configs.ser import NUM_EMOTIONS, SAMPLE_RATE, SerConfig
 from emotive.models.ser import ADV_ORDER, SpeechEmotionModel
 from emotive.train.task import DataSpec, Task
-from emotive.train.tasks.codec import DeviceBatches, open_codec_split
+from emotive.data.input import DeviceBatches
+from emotive.data.tfds_io import open_data_split
 
 LABEL_FIELDS = ("audio", "length", "emotion", "adv", "has_adv", "example_mask")
 CCC_EPS = 1e-8  # keeps 1 - CCC finite on a batch whose targets are all equal
@@ -81,7 +82,7 @@ def crop_iterator(cfg, split: str, shuffle: bool, fields=LABEL_FIELDS, wrap=Devi
     from emotive.data.pipeline import crop_batches
 
     def make(process_index: int, process_count: int):
-        opened = open_codec_split(cfg.data, split)
+        opened = open_data_split(cfg.data, split)
         inner = crop_batches(opened.source, crop_samples=cfg.data.crop_samples,
                              global_batch_size=cfg.train.batch_size, seed=cfg.train.seed,
                              process_index=process_index, process_count=process_count,

@@ -25,7 +25,8 @@ from emotive.data.pipeline import crop_batches
 from emotive.errors import UserError
 from emotive.models.speaker import SpeakerEncoder, aam_logits
 from emotive.train.task import DataSpec, Task
-from emotive.train.tasks.codec import DeviceBatches, open_codec_split
+from emotive.data.input import DeviceBatches
+from emotive.data.tfds_io import open_data_split
 
 DEVICE_FIELDS = ("audio", "length", "speaker")
 
@@ -94,7 +95,7 @@ def make_task(cfg: SpeakerConfig) -> Task:
 
     def iterator(split: str, train: bool):
         def make(process_index: int, process_count: int):
-            opened = open_codec_split(cfg.data, split)
+            opened = open_data_split(cfg.data, split)
             if train and not opened.speakers:
                 raise UserError(f"{cfg.data.dataset}/{split} has no speaker labels; the speaker "
                                 "encoder needs a dataset with a speaker field")

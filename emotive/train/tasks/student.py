@@ -33,7 +33,7 @@ from emotive.errors import UserError
 from emotive.models.ser import ADV_ORDER
 from emotive.models.wav2small import Wav2Small
 from emotive.train.task import DataSpec, Task
-from emotive.train.tasks.codec import DeviceBatches
+from emotive.data.input import DeviceBatches
 from emotive.train.tasks.ser import (LABEL_FIELDS, adv_cccs, audio_seconds, crop_iterator,
                                      masked_mean)
 
