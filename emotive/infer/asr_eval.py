@@ -25,7 +25,7 @@ from flax import nnx
 from emotive.codecs.chars import ctc_greedy_texts, normalize_text
 from emotive.configs.asr import SAMPLE_RATE
 from emotive.errors import UserError
-from emotive.infer.loading import load_trained
+from emotive.infer.loading import eval_dir, load_trained
 from emotive.metrics.recognition import error_counts
 
 # Padded lengths in seconds (longer utterances round up to whole multiples of the last).
@@ -184,17 +184,10 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def default_out_dir(step_dir, kind: str, split: str, step: int) -> pathlib.Path:
-    """RUN_DIR/eval-<kind>-<split>-<step> beside the run's checkpoints/ folder."""
-    step_dir = pathlib.Path(step_dir)
-    run_dir = step_dir.parent.parent if step_dir.parent.name == "checkpoints" else step_dir
-    return run_dir / f"eval-{kind}-{split}-{step}"
-
-
 def run_eval(kind: str, args) -> int:
     """`emotive eval asr`: load, transcribe the split, print and write the report."""
     rec = load_recognizer(args.ckpt)
-    out_dir = args.out or default_out_dir(rec.step_dir, kind, args.split, rec.step)
+    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, rec.step)
     report = evaluate(rec, args.data_dir or rec.cfg.data.data_dir, args.split,
                       dataset=args.dataset, batch_size=args.batch_size, limit=args.limit,
                       out_dir=out_dir)

@@ -1,6 +1,6 @@
 """Codec evaluation on held-out speakers: PESQ (NB, WB), STOI, mel distance, SI-SDR, usage.
 
-    report = evaluate(codec, data_dir, "test", out_dir="runs/codec-tiny/eval-test-600")
+    report = evaluate(codec, data_dir, "test", out_dir="runs/codec-tiny/eval-codec-test-600")
 
 Every clip of the split is encoded whole (padded batches, each clip coded as alone), decoded
 and compared with its input at 16 kHz. Metric definitions follow the codec literature
@@ -23,6 +23,7 @@ import numpy as np
 from emotive.codecs.fsq import codebook_usage
 from emotive.errors import UserError
 from emotive.infer.codec import LoadedCodec, iterate_split
+from emotive.infer.loading import eval_dir
 from emotive.models.codec import mel_distance, si_sdr
 
 PLOT_CLIPS = 3
@@ -165,23 +166,13 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def default_eval_dir(ckpt, split: str, step: int) -> pathlib.Path:
-    """RUN_DIR/eval-SPLIT-STEP for a run dir, its checkpoints/ or a step folder."""
-    path = pathlib.Path(ckpt)
-    run_dir = path.parent if path.name == "checkpoints" else path
-    if path.name.isdigit():  # a step folder: checkpoints/<step>
-        run_dir = path.parent.parent
-    return run_dir / f"eval-{split}-{step}"
-
-
 def run_eval(kind: str, args, codec: LoadedCodec | None = None) -> int:
     """`emotive eval codec` (and `emotive codec eval`): evaluate, print, write the report."""
     from emotive.infer.codec import load_codec
 
-    del kind
     codec = codec or load_codec(args.ckpt)
     report = evaluate(codec, args.data_dir or codec.cfg.data.data_dir, args.split,
                       dataset=args.dataset, batch_size=args.batch_size, limit=args.limit,
-                      out_dir=args.out or default_eval_dir(args.ckpt, args.split, codec.step))
+                      out_dir=args.out or eval_dir(args.ckpt, kind, args.split, codec.step))
     print(format_report(report))
     return 0

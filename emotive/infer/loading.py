@@ -12,6 +12,7 @@ task, a damaged one or one of a different config gives a one-line UserError.
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 from typing import Any
 
 import jax
@@ -70,3 +71,15 @@ def load_trained(ckpt, *, task: str | tuple[str, ...], experiment: str | None = 
     model.eval()  # batch norm uses running statistics, dropout is off
     step = int(step_dir.name) if step_dir.name.isdigit() else 0
     return Trained(cfg, model, step, step_dir)
+
+
+def eval_dir(ckpt, kind: str, split: str, step: int) -> pathlib.Path:
+    """RUN_DIR/eval-KIND-SPLIT-STEP, where `ckpt` is a run dir, its checkpoints/ or a step dir.
+
+    The default output folder of every `emotive eval` command, beside checkpoints/.
+    """
+    path = pathlib.Path(ckpt)
+    if path.name.isdigit() and path.parent.name == "checkpoints":
+        path = path.parent
+    run_dir = path.parent if path.name == "checkpoints" else path
+    return run_dir / f"eval-{kind}-{split}-{step}"

@@ -27,6 +27,7 @@ import numpy as np
 from emotive.data.emotions import CONDITIONS, EMOTIONS
 from emotive.errors import UserError
 from emotive.infer.emotion import SAMPLE_RATE, EmotionPredictor, load_emotion_model
+from emotive.infer.loading import eval_dir
 from emotive.metrics.emotion import ccc, classification_report, write_confusion_png
 from emotive.models.ser import ADV_ORDER
 
@@ -185,16 +186,9 @@ def run_eval(kind: str, args) -> int:
             raise UserError("the student's config names no teacher; pass --teacher DIR")
         teacher = load_emotion_model(teacher_ckpt, tasks=("ser",))
     data_dir = args.data_dir or predictor.trained.cfg.data.data_dir
-    out_dir = args.out or default_out_dir(predictor, kind, args.split)
+    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, predictor.step)
     report = evaluate(predictor, data_dir, args.split, dataset=args.dataset,
                       batch_size=args.batch_size, limit=args.limit, teacher=teacher,
                       out_dir=out_dir)
     print(format_report(report))
     return 0
-
-
-def default_out_dir(predictor: EmotionPredictor, kind: str, split: str) -> pathlib.Path:
-    """RUN_DIR/eval-<kind>-<split>-<step> beside the checkpoints/ folder."""
-    step_dir = pathlib.Path(predictor.trained.step_dir)
-    run_dir = step_dir.parent.parent if step_dir.parent.name == "checkpoints" else step_dir
-    return run_dir / f"eval-{kind}-{split}-{predictor.step}"

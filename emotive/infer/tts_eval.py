@@ -110,8 +110,8 @@ def run_eval(kind: str, args) -> int:
     from emotive.errors import UserError
     from emotive.infer.asr_eval import load_recognizer
     from emotive.infer.codec import load_codec
-    from emotive.infer.codec_eval import default_eval_dir
     from emotive.infer.emotion import load_emotion_model
+    from emotive.infer.loading import eval_dir
     from emotive.infer.tts_model import load_tts
 
     for flag in ("codec", "asr", "ser"):
@@ -120,7 +120,7 @@ def run_eval(kind: str, args) -> int:
     lm = load_tts(args.ckpt)
     emotion_model = load_emotion_model(args.ser, tasks=("ser",))
     codec, recognizer = load_codec(args.codec), load_recognizer(args.asr)
-    out_dir = args.out or default_eval_dir(args.ckpt, f"{kind}-{args.split}", lm[3])
+    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, lm[3])
     report = evaluate(lm, codec, recognizer, emotion_model,
                       args.data_dir or codec.cfg.data.data_dir, args.split,
                       dataset=args.dataset, limit=args.limit or 48, out_dir=out_dir,

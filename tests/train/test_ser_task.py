@@ -14,7 +14,7 @@ from emotive import configs
 from emotive.data.builders import build
 from emotive.data.synth import build_corpus
 from emotive.errors import UserError
-from emotive.infer.loading import load_trained
+from emotive.infer.loading import eval_dir, load_trained
 from emotive.train.tasks import make_task, report_after_training
 from emotive.train.trainer import train
 
@@ -88,3 +88,8 @@ def test_student_without_a_teacher_says_how_to_set_one(data_dir):
     cfg = configs.load("student", "tiny", [f"data.data_dir={data_dir}"])
     with pytest.raises(UserError, match="pass --set teacher.ckpt=DIR"):
         make_task(cfg).data.train(0, 1)
+
+
+@pytest.mark.parametrize("ckpt", ["runs/x", "runs/x/checkpoints", "runs/x/checkpoints/40"])
+def test_eval_dir_sits_beside_checkpoints_whichever_folder_is_named(ckpt):
+    assert str(eval_dir(ckpt, "ser", "test", 40)) == "runs/x/eval-ser-test-40"
