@@ -10,7 +10,11 @@ noise, after one warm-up call per shape (compile time reported separately). RTF 
 seconds / audio seconds; "x real time" is its inverse. `--threads 1` pins the process to one
 core and XLA to one thread before jax starts, for the "on one core" figures; 0 leaves both
 alone. Wall time is the median of `--repeats` calls; on a shared machine the process CPU
-time per call (also reported) is the steadier number. Prints a table, writes JSON.
+time per call (also reported) is the steadier number. GFLOP/aud-s is XLA's own FLOP count
+of the compiled forward pass per second of audio, and "ceiling xRT" is the speed the model
+would reach if every one of those FLOPs ran at the rate of a dense fp32 matmul measured in
+the same process: an upper bound no implementation of that architecture can pass on this
+core. Prints a table, writes JSON.
 """
 
 from __future__ import annotations
@@ -87,12 +91,23 @@ def bench_model(name: str, preset: str, seconds: float, batches, repeats: int) -
             cpus.append(time.process_time() - c)
         wall, cpu = float(np.median(walls)), float(np.median(cpus))
         audio_seconds = b * seconds
+        flops = compiled_flops(fn, state, audio, lengths)
         rows.append({"model": name, "preset": preset, "params": params, "batch": b,
                      "clip_seconds": seconds, "seconds_per_call": wall,
                      "cpu_seconds_per_call": cpu, "first_call_seconds": first,
                      "rtf": wall / audio_seconds, "x_real_time": audio_seconds / wall,
-                     "x_real_time_cpu": audio_seconds / max(cpu, 1e-9)})
+                     "x_real_time_cpu": audio_seconds / max(cpu, 1e-9),
+                     "gflop_per_audio_second": flops / audio_seconds / 1e9,
+                     "achieved_gflops_cpu": flops / max(cpu, 1e-9) / 1e9})
     return rows
+
+
+def compiled_flops(fn, *args) -> float:
+    """XLA's FLOP count of one call (its cost analysis of the compiled program)."""
+    cost = fn.lower(*args).compile().cost_analysis()
+    if isinstance(cost, (list, tuple)):  # older jax: one dict per program
+        cost = cost[0]
+    return float(cost.get("flops", 0.0))
 
 
 def main(argv=None) -> int:
@@ -122,18 +137,29 @@ def main(argv=None) -> int:
     print(f"classifiers ({args.preset} presets, random weights) on {device.platform} "
           f"({device.device_kind}), threads={args.threads or 'all'}, {args.seconds:g} s clips, "
           f"median of {args.repeats}")
+    # The ceiling: x real time if every FLOP ran at this process's dense fp32 matmul rate.
+    from emotive.train.flops import measure_matmul_tflops
+
+    peak_gflops = 1e3 * measure_matmul_tflops(1024)
     print(f"{'model':<9}{'params':>11}{'batch':>6}{'s/call':>10}{'CPU s':>9}{'RTF':>9}"
-          f"{'x real time':>13}{'x RT (CPU)':>12}{'1st call s':>12}")
+          f"{'x real time':>13}{'x RT (CPU)':>12}{'GFLOP/aud-s':>13}{'GFLOP/s':>9}"
+          f"{'ceiling xRT':>13}{'1st call s':>12}")
     for r in rows:
+        r["ceiling_x_real_time"] = peak_gflops / max(r["gflop_per_audio_second"], 1e-12)
         print(f"{r['model']:<9}{r['params']:>11,}{r['batch']:>6}{r['seconds_per_call']:>10.4f}"
               f"{r['cpu_seconds_per_call']:>9.4f}{r['rtf']:>9.5f}{r['x_real_time']:>13.0f}"
-              f"{r['x_real_time_cpu']:>12.0f}{r['first_call_seconds']:>12.2f}")
+              f"{r['x_real_time_cpu']:>12.0f}{r['gflop_per_audio_second']:>13.3f}"
+              f"{r['achieved_gflops_cpu']:>9.1f}{r['ceiling_x_real_time']:>13.0f}"
+              f"{r['first_call_seconds']:>12.2f}")
+    print(f"ceiling xRT = the measured fp32 matmul rate ({peak_gflops:.1f} GFLOP/s with these "
+          "threads) / the model's GFLOP per audio second")
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.is_file() else {}
     label = args.label or f"{args.preset}-{device.platform}-threads{args.threads}"
     results[label] = {"device": f"{device.platform} {device.device_kind}",
-                      "host": platform.node(), "threads": args.threads, "rows": rows}
+                      "host": platform.node(), "threads": args.threads,
+                      "matmul_peak_gflops": peak_gflops, "rows": rows}
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
