@@ -192,7 +192,7 @@ def iterate_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "e
                   decode: bool = False) -> Iterator[dict]:
     """Encodes every clip of a TFDS split whole, in length-bucketed padded batches.
 
-    Yields one dict per clip: id, text, emotion, intensity, speaker (index into the split's
+    Yields one dict per clip: id, text, condition ("" where the dataset has none), emotion, intensity, speaker (index into the split's
     sorted speaker names), adv float32 [3], has_adv, audio float32 [T] (the input), codes
     int32 [ceil(T / hop)], and with `decode` the decoded audio float32 [T] (decoded as a
     padded batch, which equals decoding the clip alone). Stops after `limit` clips.
@@ -213,6 +213,7 @@ def iterate_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "e
             for r in np.flatnonzero(batch["example_mask"]):
                 length = int(batch["length"][r])
                 row = {"id": str(batch["id"][r]), "text": str(batch["text"][r]),
+                       "condition": str(batch["condition"][r]),
                        "emotion": int(batch["emotion"][r]),
                        "intensity": int(batch["intensity"][r]),
                        "speaker": int(batch["speaker"][r]), "adv": batch["adv"][r],

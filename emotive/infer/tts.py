@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
+from typing import Sequence
 
 import numpy as np
 
@@ -66,11 +67,38 @@ def synthesize(lm, codec: LoadedCodec, text: str, *, emotion: str | None = None,
     pad id and allowed range are set here). max_seconds bounds each sentence's audio. Notes
     (sentences cut by the limit) are appended to `issues` when a list is given.
     """
+    return synthesize_batch(lm, codec, [text], emotions=[emotion], intensities=[intensity],
+                            speaker=speaker, ref_wav=ref_wav, ref_text=ref_text,
+                            num_samples=num_samples, seed=seed, sampling=sampling,
+                            max_seconds=max_seconds, issues=issues)[0]
+
+
+def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
+                     emotions: Sequence[str | None] | None = None,
+                     intensities: Sequence[int] | None = None, speaker: str | None = None,
+                     ref_wav=None, ref_text: str | None = None, num_samples: int = 1,
+                     seed: int = 0, sampling: SamplingConfig = DEFAULT_SAMPLING,
+                     max_seconds: float = 20.0,
+                     issues: list[str] | None = None) -> list[list[np.ndarray]]:
+    """Speaks several texts in one batch: waves[k][j] is sample j of texts[k].
+
+    emotions[k] / intensities[k] tag text k (default: no emotion tag, intensity 2); the
+    other arguments are `synthesize`'s and apply to every text. Every (text, sample,
+    sentence) is one row of one decoding batch, seeded from (seed + k, sample, sentence):
+    text k comes out exactly as `synthesize(texts[k], seed=seed + k, ...)` would give it.
+    """
     cfg, model, vocab, _ = lm
     if num_samples < 1:
         raise UserError(f"num_samples must be at least 1, got {num_samples}")
     if max_seconds <= 0:
         raise UserError(f"max_seconds must be positive, got {max_seconds}")
+    if not texts:
+        raise UserError("nothing to say: give at least one text")
+    emotions = list(emotions) if emotions is not None else [None] * len(texts)
+    intensities = list(intensities) if intensities is not None else [2] * len(texts)
+    if not len(emotions) == len(intensities) == len(texts):
+        raise UserError(f"{len(texts)} texts need as many emotions and intensities, got "
+                        f"{len(emotions)} and {len(intensities)}")
     if codec.codebook_size != vocab.codebook_size:
         raise UserError(f"the codec has {codec.codebook_size} codes but the TTS model was "
                         f"trained on {vocab.codebook_size}; pass the codec its data was "
@@ -78,13 +106,15 @@ def synthesize(lm, codec: LoadedCodec, text: str, *, emotion: str | None = None,
     if (ref_wav is None) != (ref_text is None):
         raise UserError("a voice prompt needs both the reference audio (--ref) and its "
                         "transcript (--ref-text)")
-    sentences = split_sentences(check_text(text), MAX_SENTENCE_CHARS)
     ref_codes = None if ref_wav is None else reference_codes(codec, ref_wav)
-    prompts = [vocab.prompt_ids(s, emotion=emotion, intensity=intensity, speaker=speaker,
-                                ref_text=ref_text, ref_codes=ref_codes) for s in sentences]
+    sentences = [split_sentences(check_text(t), MAX_SENTENCE_CHARS) for t in texts]
+    prompts = {(k, i): vocab.prompt_ids(s, emotion=emotions[k], intensity=intensities[k],
+                                        speaker=speaker, ref_text=ref_text, ref_codes=ref_codes)
+               for k, text_sentences in enumerate(sentences)
+               for i, s in enumerate(text_sentences)}
 
     tokens_per_second = SAMPLE_RATE / codec.hop
-    longest, limit = max(map(len, prompts)), cfg.data.seq_len
+    longest, limit = max(map(len, prompts.values())), cfg.data.seq_len
     room = limit - longest
     if room < tokens_per_second:
         what = "the reference and a sentence" if ref_wav is not None else "a sentence"
@@ -96,24 +126,27 @@ def synthesize(lm, codec: LoadedCodec, text: str, *, emotion: str | None = None,
         sampling, max_new_tokens=max_new, stop_ids=(vocab.speech_end,), pad_id=vocab.speech_end,
         allowed_range=(vocab.speech_offset, vocab.speech_offset + vocab.codebook_size))
 
-    rows = [(j, i) for j in range(num_samples) for i in range(len(sentences))]
-    seeds = [int(np.random.SeedSequence([seed, j, i]).generate_state(1)[0]) for j, i in rows]
-    out = generate(prepare(model), [prompts[i] for _, i in rows], sampling, seeds=seeds,
+    rows = [(k, j, i) for k in range(len(texts)) for j in range(num_samples)
+            for i in range(len(sentences[k]))]
+    seeds = [int(np.random.SeedSequence([seed + k, j, i]).generate_state(1)[0])
+             for k, j, i in rows]
+    out = generate(prepare(model), [prompts[k, i] for k, _, i in rows], sampling, seeds=seeds,
                    max_len=limit)
-    for (j, i), stopped, length in zip(rows, out.stopped, out.lengths):
+    for (k, j, i), stopped, length in zip(rows, out.stopped, out.lengths):
+        where = (f"text {k + 1}, " if len(texts) > 1 else "") + f"sample {j}, sentence {i + 1}"
         if issues is not None and not stopped:
-            issues.append(f"sample {j}, sentence {i + 1} reached {max_new / tokens_per_second:.1f}"
-                          " s without ending; it is cut there")
+            issues.append(f"{where} reached {max_new / tokens_per_second:.1f} s without "
+                          "ending; it is cut there")
         elif issues is not None and length == 0:
-            issues.append(f"sample {j}, sentence {i + 1} ended at once (no speech); try "
-                          "another seed")
+            issues.append(f"{where} ended at once (no speech); try another seed")
     audio = _decode_rows(codec, vocab, out.tokens, out.lengths)
     pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), np.float32)
-    waves = []
-    for j in range(num_samples):
-        pieces = [audio[r] for r, (jj, _) in enumerate(rows) if jj == j]
-        joined = [x for p in pieces for x in (p, pause)][:-1]
-        waves.append(np.concatenate(joined).astype(np.float32))
+    waves = [[] for _ in texts]
+    for k in range(len(texts)):
+        for j in range(num_samples):
+            pieces = [audio[r] for r, (kk, jj, _) in enumerate(rows) if (kk, jj) == (k, j)]
+            joined = [x for p in pieces for x in (p, pause)][:-1]
+            waves[k].append(np.concatenate(joined).astype(np.float32))
     return waves
 
 

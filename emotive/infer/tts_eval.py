@@ -6,7 +6,8 @@
 On held-out clips of `split` (speakers and texts never trained on), three versions of each
 utterance are transcribed by the CTC recogniser: the original recording, its codec
 resynthesis (encode + decode: the ceiling a TTS on this codec can reach) and the TTS output
-for the clip's text in the clip's emotion (one sample, seeded). Reported: corpus CER/WER
+for the clip's text in the clip's emotion (one sample, seeded; batches of --batch-size
+texts decode together). Clips are clean recordings spread evenly over the emotions. Reported: corpus CER/WER
 of each, and for the TTS output the emotion classifier's accuracy per requested emotion
 (beside the classifier's accuracy on the originals and resyntheses of the same clips, so a
 weak classifier is not mistaken for a weak TTS). Writes report.json and the TTS wavs.
@@ -37,32 +38,61 @@ def _pad(audios) -> tuple[np.ndarray, np.ndarray]:
     return batch, lengths
 
 
+def select_clips(clips, emotions, limit: int) -> list[dict]:
+    """Up to `limit` clips, as even across `emotions` as the split allows, in split order.
+
+    Only clean recordings (or clips without a condition) count: the TTS is asked for
+    clean speech, so distant or shouted originals would not be a fair comparison. Stops
+    reading the split as soon as every emotion has its share.
+    """
+    quota = -(-limit // max(len(emotions), 1))
+    picked = {e: [] for e in emotions}
+    for c in clips:
+        emotion = EMOTIONS[c["emotion"]]
+        if c.get("condition", "") not in ("", "clean") or emotion not in picked:
+            continue
+        if len(picked[emotion]) < quota:
+            picked[emotion].append(c)
+        if all(len(v) >= quota for v in picked.values()):
+            break
+    rounds = [c for i in range(quota) for e in emotions if i < len(picked[e])
+              for c in [picked[e][i]]]
+    return rounds[:limit]
+
+
 def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test", *,
              dataset: str = "emotive_speech", limit: int = 48, seed: int = 0,
              out_dir=None, batch_size: int = 8) -> dict:
     """Returns (and writes under out_dir) the report described in the module docstring."""
     from emotive.codecs.audio import save_audio
     from emotive.infer.codec import iterate_split
-    from emotive.infer.tts import synthesize
+    from emotive.infer.tts import synthesize_batch
 
     _, _, vocab, step = lm
-    clips = [c for c in iterate_split(codec, data_dir, split, dataset=dataset,
-                                      batch_size=batch_size, decode=True)
-             if EMOTIONS[c["emotion"]] in vocab.emotions][:limit]
+    clips = select_clips(iterate_split(codec, data_dir, split, dataset=dataset,
+                                       batch_size=batch_size, decode=True),
+                         [e for e in EMOTIONS if e in vocab.emotions], limit)
     out = pathlib.Path(out_dir) if out_dir is not None else None
     if out is not None:
         (out / "wavs").mkdir(parents=True, exist_ok=True)
-    versions = {"original": [], "resynthesis": [], "tts": []}
-    for i, c in enumerate(clips):
-        emotion = EMOTIONS[c["emotion"]]
-        intensity = c["intensity"] if c["intensity"] in vocab.intensities else vocab.intensities[-1]
-        wave = synthesize(lm, codec, c["text"], emotion=emotion, intensity=intensity,
-                          seed=seed + i, max_seconds=2.0 * c["audio"].size / 16000 + 1.0)[0]
-        versions["original"].append(c["audio"])
-        versions["resynthesis"].append(c["decoded"])
-        versions["tts"].append(wave)
-        if out is not None:
-            save_audio(out / "wavs" / f"{c['id']}-tts.wav", wave, 16000)
+    versions = {"original": [c["audio"] for c in clips],
+                "resynthesis": [c["decoded"] for c in clips], "tts": []}
+    for start in range(0, len(clips), batch_size):
+        group = clips[start:start + batch_size]
+        # Clip i of the split is spoken with seed + i whatever the batch size.
+        waves = synthesize_batch(
+            lm, codec, [c["text"] for c in group],
+            emotions=[EMOTIONS[c["emotion"]] for c in group],
+            intensities=[c["intensity"] if c["intensity"] in vocab.intensities
+                         else vocab.intensities[-1] for c in group],
+            seed=seed + start,
+            max_seconds=max(2.0 * c["audio"].size / 16000 + 1.0 for c in group))
+        for c, (wave,) in zip(group, waves):
+            versions["tts"].append(wave)
+            if out is not None:
+                save_audio(out / "wavs" / f"{c['id']}-tts.wav", wave, 16000)
+        print(f"tts eval: spoke {min(start + batch_size, len(clips))}/{len(clips)} clips",
+              flush=True)
     refs = [c["text"] for c in clips]
     truth = np.array([c["emotion"] for c in clips])
     report = {"split": split, "tts_step": step, "codec_step": codec.step, "clips": len(clips),

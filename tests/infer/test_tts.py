@@ -14,7 +14,7 @@ from emotive.configs import base
 from emotive.data.tts_data import VocabCarryingIterator
 from emotive.errors import UserError
 from emotive.infer.codec import load_codec
-from emotive.infer.tts import PAUSE_SECONDS, synthesize
+from emotive.infer.tts import PAUSE_SECONDS, synthesize, synthesize_batch
 from emotive.infer.tts_model import load_tts
 from emotive.models.codec import Codec
 from emotive.models.lm import CausalLM
@@ -112,6 +112,21 @@ def test_voice_prompt_and_its_limits(runs, tmp_path):
                    ref_text="oak table", **kw)
 
 
+def test_a_batch_of_texts_equals_each_text_spoken_alone(runs):
+    lm, codec = load_tts(runs[0]), load_codec(runs[1])
+    texts, emotions = ["Green river.", "Oak table. Blue sky."], ["happy", None]
+    kw = dict(num_samples=2, max_seconds=MAX_SECONDS)
+    batch = synthesize_batch(lm, codec, texts, emotions=emotions, intensities=[1, 2], seed=4,
+                             **kw)
+    for k, (text, emotion) in enumerate(zip(texts, emotions)):
+        alone = synthesize(lm, codec, text, emotion=emotion, intensity=1 + k, seed=4 + k, **kw)
+        assert len(batch[k]) == len(alone) == 2
+        for together, single in zip(batch[k], alone):
+            np.testing.assert_allclose(together, single, atol=1e-5)
+    with pytest.raises(UserError, match="as many emotions"):
+        synthesize_batch(lm, codec, texts, emotions=["happy"], **kw)
+
+
 def _bad_args(runs, tmp_path):
     silent = tmp_path / "silent.wav"
     sf.write(silent, np.zeros(RATE), RATE)
@@ -138,3 +153,26 @@ def test_bad_input_is_one_line(runs, tmp_path, capsys, case):
     assert cli.main(["tts"] + args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err, err
+
+
+def test_eval_clips_are_clean_and_spread_over_the_emotions():
+    from emotive.data.emotions import EMOTIONS
+    from emotive.infer.tts_eval import select_clips
+
+    happy, sad, angry = (EMOTIONS.index(e) for e in ("happy", "sad", "angry"))
+    clips = ([{"id": f"h{i}", "emotion": happy, "condition": "clean"} for i in range(5)]
+             + [{"id": "s-far", "emotion": sad, "condition": "distance"}]
+             + [{"id": f"s{i}", "emotion": sad, "condition": "clean"} for i in range(5)]
+             + [{"id": "a0", "emotion": angry, "condition": ""}])
+    read = []
+
+    def stream():
+        for c in clips:
+            read.append(c["id"])
+            yield c
+
+    picked = select_clips(stream(), ["happy", "sad"], 4)
+    assert [c["id"] for c in picked] == ["h0", "s0", "h1", "s1"]
+    assert read[-1] == "s1"  # stopped reading once both emotions had their share
+    few = select_clips(iter(clips), ["happy", "sad", "angry"], 9)
+    assert [c["id"] for c in few] == ["h0", "s0", "a0", "h1", "s1", "h2", "s2"]
