@@ -136,24 +136,26 @@ def run(args: argparse.Namespace) -> int:
 def speak(work: pathlib.Path, corpus: pathlib.Path, emotions, count: int, seed: int) -> list:
     from emotive.codecs.audio import save_audio
     from emotive.infer.codec import load_codec
-    from emotive.infer.tts import synthesize
+    from emotive.infer.tts import synthesize_batch
     from emotive.infer.tts_model import load_tts
 
     lm, codec = load_tts(work / "tts"), load_codec(work / "codec")
     out_dir = work / "samples"
     out_dir.mkdir(exist_ok=True)
+    pairs = [(s, text, emotion) for s, text in enumerate(held_out_sentences(corpus, count))
+             for emotion in emotions]
+    notes: list[list[str]] = [[] for _ in pairs]
+    waves = synthesize_batch(lm, codec, [text for _, text, _ in pairs],
+                             emotions=[emotion for _, _, emotion in pairs], seed=seed,
+                             max_seconds=8.0, notes=notes)  # one decoding batch for all
     samples = []
-    for s, text in enumerate(held_out_sentences(corpus, count)):
-        for emotion in emotions:
-            issues: list[str] = []
-            audio = synthesize(lm, codec, text, emotion=emotion, seed=seed + s,
-                               max_seconds=8.0, issues=issues)[0]
-            path = out_dir / f"s{s}-{emotion}.wav"
-            save_audio(path, audio, codec.cfg.model.sample_rate)
-            samples.append({"file": str(path), "text": text, "emotion": emotion,
-                            "seconds": round(audio.size / codec.cfg.model.sample_rate, 2),
-                            "notes": issues, "audio": audio})
-            print(f"  {path.name}: {samples[-1]['seconds']:.2f} s  {text!r}")
+    for (s, text, emotion), (audio,), note in zip(pairs, waves, notes):
+        path = out_dir / f"s{s}-{emotion}.wav"
+        save_audio(path, audio, codec.cfg.model.sample_rate)
+        samples.append({"file": str(path), "text": text, "emotion": emotion,
+                        "seconds": round(audio.size / codec.cfg.model.sample_rate, 2),
+                        "notes": note, "audio": audio})
+        print(f"  {path.name}: {samples[-1]['seconds']:.2f} s  {text!r}")
     return samples
 
 

@@ -67,10 +67,14 @@ def synthesize(lm, codec: LoadedCodec, text: str, *, emotion: str | None = None,
     pad id and allowed range are set here). max_seconds bounds each sentence's audio. Notes
     (sentences cut by the limit) are appended to `issues` when a list is given.
     """
-    return synthesize_batch(lm, codec, [text], emotions=[emotion], intensities=[intensity],
-                            speaker=speaker, ref_wav=ref_wav, ref_text=ref_text,
-                            num_samples=num_samples, seed=seed, sampling=sampling,
-                            max_seconds=max_seconds, issues=issues)[0]
+    notes: list[list[str]] = [[]]
+    waves = synthesize_batch(lm, codec, [text], emotions=[emotion], intensities=[intensity],
+                             speaker=speaker, ref_wav=ref_wav, ref_text=ref_text,
+                             num_samples=num_samples, seed=seed, sampling=sampling,
+                             max_seconds=max_seconds, notes=notes)[0]
+    if issues is not None:
+        issues.extend(notes[0])
+    return waves
 
 
 def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
@@ -79,13 +83,14 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
                      ref_wav=None, ref_text: str | None = None, num_samples: int = 1,
                      seed: int = 0, sampling: SamplingConfig = DEFAULT_SAMPLING,
                      max_seconds: float = 20.0,
-                     issues: list[str] | None = None) -> list[list[np.ndarray]]:
+                     notes: list[list[str]] | None = None) -> list[list[np.ndarray]]:
     """Speaks several texts in one batch: waves[k][j] is sample j of texts[k].
 
     emotions[k] / intensities[k] tag text k (default: no emotion tag, intensity 2); the
     other arguments are `synthesize`'s and apply to every text. Every (text, sample,
     sentence) is one row of one decoding batch, seeded from (seed + k, sample, sentence):
     text k comes out exactly as `synthesize(texts[k], seed=seed + k, ...)` would give it.
+    `notes`, when given, is a list of one list per text that receives that text's notes.
     """
     cfg, model, vocab, _ = lm
     if num_samples < 1:
@@ -132,13 +137,16 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
              for k, j, i in rows]
     out = generate(prepare(model), [prompts[k, i] for k, _, i in rows], sampling, seeds=seeds,
                    max_len=limit)
+    if notes is not None and len(notes) != len(texts):
+        raise ValueError(f"notes needs one list per text ({len(texts)}), got {len(notes)}")
     for (k, j, i), stopped, length in zip(rows, out.stopped, out.lengths):
-        where = (f"text {k + 1}, " if len(texts) > 1 else "") + f"sample {j}, sentence {i + 1}"
-        if issues is not None and not stopped:
-            issues.append(f"{where} reached {max_new / tokens_per_second:.1f} s without "
-                          "ending; it is cut there")
-        elif issues is not None and length == 0:
-            issues.append(f"{where} ended at once (no speech); try another seed")
+        if notes is not None and not stopped:
+            notes[k].append(f"sample {j}, sentence {i + 1} reached "
+                            f"{max_new / tokens_per_second:.1f} s without ending; it is cut "
+                            "there")
+        elif notes is not None and length == 0:
+            notes[k].append(f"sample {j}, sentence {i + 1} ended at once (no speech); try "
+                            "another seed")
     audio = _decode_rows(codec, vocab, out.tokens, out.lengths)
     pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), np.float32)
     waves = [[] for _ in texts]

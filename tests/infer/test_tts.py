@@ -176,3 +176,24 @@ def test_eval_clips_are_clean_and_spread_over_the_emotions():
     assert read[-1] == "s1"  # stopped reading once both emotions had their share
     few = select_clips(iter(clips), ["happy", "sad", "angry"], 9)
     assert [c["id"] for c in few] == ["h0", "s0", "a0", "h1", "s1", "h2", "s2"]
+
+
+def test_quickstart_speaks_every_sentence_in_every_emotion_in_one_batch(runs, tmp_path):
+    import json
+
+    from emotive.commands import quickstart
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = [{"split": "test", "text_kind": "sentence", "text": t}
+            for t in ("Green river.", "Oak table.")]
+    (corpus / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    work = runs[0].parent  # the fixture's root holds tts/ and codec/, as quickstart's does
+    samples = quickstart.speak(work, corpus, ["happy", "sad"], 2, seed=0)
+    assert [(s["text"], s["emotion"]) for s in samples] == [
+        ("Green river.", "happy"), ("Green river.", "sad"), ("Oak table.", "happy"),
+        ("Oak table.", "sad")]
+    for s in samples:
+        audio, rate = sf.read(s["file"])
+        assert rate == RATE and audio.size == s["audio"].size > 0
+        assert isinstance(s["notes"], list)
