@@ -10,7 +10,8 @@ for the clip's text in the clip's emotion (one sample, seeded; batches of --batc
 texts decode together). Clips are clean recordings spread evenly over the emotions. Reported: corpus CER/WER
 of each, and for the TTS output the emotion classifier's accuracy per requested emotion
 (beside the classifier's accuracy on the originals and resyntheses of the same clips, so a
-weak classifier is not mistaken for a weak TTS). Writes report.json and the TTS wavs.
+weak classifier is not mistaken for a weak TTS). Writes report.json, the TTS wavs and
+spectrograms.png (original, resynthesis and TTS of the first clips side by side).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import numpy as np
 
 from emotive.data.emotions import EMOTIONS
 from emotive.metrics.recognition import error_counts
+
+PLOTTED_CLIPS = 4  # rows of spectrograms.png: original | resynthesis | TTS
 
 
 def _rates(refs, hyps) -> dict:
@@ -117,6 +120,13 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
             "clips": int(rows.sum()),
             **{f"accuracy_{name}": float(np.mean(preds[name][rows] == e)) for name in preds}}
     if out is not None:
+        from emotive.infer.codec_eval import plot_mel_grid
+
+        shown = range(min(PLOTTED_CLIPS, len(clips)))
+        plot_mel_grid([[(f"{name}: {EMOTIONS[clips[i]['emotion']]}, {clips[i]['text'][:32]}",
+                         versions[name][i]) for name in versions] for i in shown],
+                      16000, out / "spectrograms.png")
+        report["spectrograms"] = str(out / "spectrograms.png")
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

@@ -197,3 +197,42 @@ def test_quickstart_speaks_every_sentence_in_every_emotion_in_one_batch(runs, tm
         audio, rate = sf.read(s["file"])
         assert rate == RATE and audio.size == s["audio"].size > 0
         assert isinstance(s["notes"], list)
+
+
+def test_eval_tts_reports_every_version_per_emotion_and_plots(runs, tmp_path, monkeypatch):
+    from emotive.data.emotions import EMOTIONS
+    from emotive.infer import codec as codec_module
+    from emotive.infer import tts_eval
+
+    lm, codec = load_tts(runs[0]), load_codec(runs[1])
+    rng = np.random.default_rng(0)
+    clips = [{"id": f"c{i}", "text": text, "condition": "clean", "intensity": 1,
+              "emotion": EMOTIONS.index(emotion), "audio": 0.1 * rng.standard_normal(RATE),
+              "decoded": 0.1 * rng.standard_normal(RATE)}
+             for i, (text, emotion) in enumerate([("Green river.", "happy"),
+                                                  ("Oak table.", "sad"),
+                                                  ("Blue sky.", "happy")])]
+    monkeypatch.setattr(codec_module, "iterate_split", lambda *a, **k: iter(clips))
+
+    class Recognizer:  # hears the first clip's text in everything
+        def transcribe(self, batch, lengths):
+            return ["green river"] * len(batch)
+
+    class EmotionModel:  # always "happy"
+        def predict(self, batch, lengths):
+            probs = np.zeros((len(batch), len(EMOTIONS)))
+            probs[:, EMOTIONS.index("happy")] = 1.0
+            return {"probs": probs}
+
+    report = tts_eval.evaluate(lm, codec, Recognizer(), EmotionModel(), "unused", limit=16,
+                               out_dir=tmp_path / "eval", batch_size=2)
+    # 16 clips over the 8 emotions is 2 a piece: both happy clips, the one sad clip.
+    assert report["clips"] == 3 and set(report["intelligibility"]) == {
+        "original", "resynthesis", "tts"}
+    assert report["per_emotion"]["happy"]["accuracy_tts"] == 1.0
+    assert report["per_emotion"]["sad"]["accuracy_original"] == 0.0
+    assert report["emotion_accuracy"]["tts"] == 2 / 3
+    assert 0.0 < report["intelligibility"]["original"]["cer"] < 1.0
+    assert len(list((tmp_path / "eval" / "wavs").glob("*-tts.wav"))) == 3
+    assert (tmp_path / "eval" / "spectrograms.png").stat().st_size > 0
+    assert "happy" in tts_eval.format_report(report)
