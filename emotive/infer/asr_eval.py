@@ -25,7 +25,7 @@ from flax import nnx
 from emotive.codecs.chars import ctc_greedy_texts, normalize_text
 from emotive.configs.asr import SAMPLE_RATE
 from emotive.errors import UserError
-from emotive.infer.loading import eval_dir, load_trained
+from emotive.infer.loading import load_trained, run_split_eval
 from emotive.metrics.recognition import error_counts
 
 # Padded lengths in seconds (longer utterances round up to whole multiples of the last).
@@ -186,11 +186,4 @@ def format_report(report: dict) -> str:
 
 def run_eval(kind: str, args) -> int:
     """`emotive eval asr`: load, transcribe the split, print and write the report."""
-    rec = load_recognizer(args.ckpt)
-    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, rec.step)
-    report = evaluate(rec, args.data_dir or rec.cfg.data.data_dir, args.split,
-                      dataset=args.dataset, batch_size=args.batch_size, limit=args.limit,
-                      out_dir=out_dir)
-    print(format_report(report))
-    print(f"report: {out_dir}/report.json")
-    return 0
+    return run_split_eval(kind, args, load_recognizer(args.ckpt), evaluate, format_report)

@@ -23,7 +23,7 @@ import numpy as np
 from emotive.codecs.fsq import codebook_usage
 from emotive.errors import UserError
 from emotive.infer.codec import LoadedCodec, iterate_split
-from emotive.infer.loading import eval_dir
+from emotive.infer.loading import run_split_eval
 from emotive.models.codec import mel_distance, si_sdr
 
 PLOT_CLIPS = 3
@@ -161,8 +161,8 @@ def format_report(report: dict) -> str:
              f"codes, perplexity {report['codebook_perplexity']:.1f}"]
     if report.get("pesq_failures"):
         lines.append(f"  PESQ found no utterance in {report['pesq_failures']} clips (left out)")
-    if "report_file" in report:
-        lines.append(f"  report: {report['report_file']}  spectrograms: {report['plot_file']}")
+    if "plot_file" in report:
+        lines.append(f"  spectrograms: {report['plot_file']}")
     return "\n".join(lines)
 
 
@@ -170,9 +170,4 @@ def run_eval(kind: str, args, codec: LoadedCodec | None = None) -> int:
     """`emotive eval codec` (and `emotive codec eval`): evaluate, print, write the report."""
     from emotive.infer.codec import load_codec
 
-    codec = codec or load_codec(args.ckpt)
-    report = evaluate(codec, args.data_dir or codec.cfg.data.data_dir, args.split,
-                      dataset=args.dataset, batch_size=args.batch_size, limit=args.limit,
-                      out_dir=args.out or eval_dir(args.ckpt, kind, args.split, codec.step))
-    print(format_report(report))
-    return 0
+    return run_split_eval(kind, args, codec or load_codec(args.ckpt), evaluate, format_report)

@@ -83,3 +83,18 @@ def eval_dir(ckpt, kind: str, split: str, step: int) -> pathlib.Path:
         path = path.parent
     run_dir = path.parent if path.name == "checkpoints" else path
     return run_dir / f"eval-{kind}-{split}-{step}"
+
+
+def run_split_eval(kind: str, args, loaded, evaluate, format_report) -> int:
+    """The body of `emotive eval KIND` for evaluators of one loaded model on one split.
+
+    `loaded` has .cfg (with data.data_dir) and .step; `evaluate(loaded, data_dir, split,
+    dataset=, batch_size=, limit=, out_dir=)` returns the report that `format_report` prints.
+    """
+    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, loaded.step)
+    report = evaluate(loaded, args.data_dir or loaded.cfg.data.data_dir, args.split,
+                      dataset=args.dataset, batch_size=args.batch_size, limit=args.limit,
+                      out_dir=out_dir)
+    print(format_report(report))
+    print(f"report: {out_dir}/report.json")
+    return 0

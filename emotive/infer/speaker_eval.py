@@ -26,7 +26,7 @@ from flax import nnx
 
 from emotive.errors import UserError
 from emotive.infer.asr_eval import read_split, utterance_batches
-from emotive.infer.loading import eval_dir, load_trained
+from emotive.infer.loading import load_trained, run_split_eval
 from emotive.metrics.recognition import cosine_trials, eer
 
 
@@ -147,11 +147,4 @@ def format_report(report: dict) -> str:
 
 def run_eval(kind: str, args) -> int:
     """`emotive eval speaker`: load, embed the split, print and write the report."""
-    enc = load_speaker_encoder(args.ckpt)
-    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, enc.step)
-    report = evaluate(enc, args.data_dir or enc.cfg.data.data_dir, args.split,
-                      dataset=args.dataset, batch_size=args.batch_size, limit=args.limit,
-                      out_dir=out_dir)
-    print(format_report(report))
-    print(f"report: {out_dir}/report.json")
-    return 0
+    return run_split_eval(kind, args, load_speaker_encoder(args.ckpt), evaluate, format_report)
