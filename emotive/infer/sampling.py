@@ -68,6 +68,7 @@ class SamplingConfig:
     repetition_penalty: float = 1.0  # 1.0: off
     penalize_prompt: bool = True
     max_new_tokens: int = 256
+    min_new_tokens: int = 0  # stop ids cannot be drawn before this many new tokens
     stop_ids: tuple[int, ...] = ()
     pad_id: int = 0
     allowed_range: tuple[int, int] | None = None
@@ -89,6 +90,9 @@ class SamplingConfig:
                             f"{self.repetition_penalty}")
         if self.max_new_tokens < 1:
             raise UserError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            raise UserError(f"min_new_tokens must lie in [0, max_new_tokens={self.max_new_tokens}]"
+                            f", got {self.min_new_tokens}")
         if len(self.stop_ids) > MAX_STOPS:
             raise UserError(f"at most {MAX_STOPS} stop ids are supported, got {self.stop_ids}")
         ids = tuple(self.stop_ids) + (self.pad_id,)
@@ -130,13 +134,15 @@ class Knobs(NamedTuple):
     penalty: jax.Array  # f32 []
     pad_id: jax.Array  # int32 []
     stop_ids: jax.Array  # int32 [MAX_STOPS], -1 = unused slot
+    min_new: jax.Array  # int32 [] or [B] (per row)
 
 
 def make_knobs(cfg: SamplingConfig) -> Knobs:
     stops = np.full(MAX_STOPS, -1, np.int32)
     stops[:len(cfg.stop_ids)] = cfg.stop_ids
     return Knobs(np.float32(cfg.temperature or 1.0), np.float32(cfg.top_p),
-                 np.float32(cfg.repetition_penalty), np.int32(cfg.pad_id), stops)
+                 np.float32(cfg.repetition_penalty), np.int32(cfg.pad_id), stops,
+                 np.int32(cfg.min_new_tokens))
 
 
 def program_key(cfg: SamplingConfig) -> SamplingConfig:
@@ -147,7 +153,7 @@ def program_key(cfg: SamplingConfig) -> SamplingConfig:
         cfg, temperature=0.0 if cfg.temperature == 0 else 1.0,
         top_p=1.0 if cfg.top_p == 1.0 else 0.5,
         repetition_penalty=1.0 if cfg.repetition_penalty == 1.0 else 2.0,
-        stop_ids=(), pad_id=0)
+        stop_ids=(), pad_id=0, min_new_tokens=0)
 
 
 def candidates(logits_BxV, cfg: SamplingConfig, knobs: Knobs):
@@ -205,6 +211,10 @@ def next_tokens(logits_BxV, seen_BxV, keys_B, step, cfg: SamplingConfig,
     seen_BxV (bool, ids already in the row) is needed when the penalty is on."""
     knobs = make_knobs(cfg) if knobs is None else knobs
     logits, ids_C = candidates(logits_BxV, cfg, knobs)
+    # No stop before min_new_tokens (a knob, like the stop ids: 0 changes nothing).
+    early_stop_BxC = ((step < jnp.reshape(knobs.min_new, (-1, 1)))
+                      & jnp.isin(ids_C, knobs.stop_ids)[None, :])
+    logits = jnp.where(early_stop_BxC, NEG_INF, logits)
     if cfg.repetition_penalty != 1.0:
         seen = seen_BxV if cfg.allowed_range is None else seen_BxV[:, ids_C]
         logits = penalize(logits, seen, knobs.penalty)
@@ -299,13 +309,14 @@ def prepare(model: CausalLM | Prepared) -> Prepared:
 
 
 def generate(model: CausalLM | Prepared, prompts: Sequence[Sequence[int]],
-             cfg: SamplingConfig, *, seeds: Sequence[int],
-             max_len: int | None = None) -> Generated:
+             cfg: SamplingConfig, *, seeds: Sequence[int], max_len: int | None = None,
+             min_new_tokens: Sequence[int] | None = None) -> Generated:
     """Samples up to cfg.max_new_tokens after each prompt (lists of token ids, any lengths).
 
     model: a CausalLM or `prepare(model)`. seeds: one int per row. max_len: the longest
     sequence (prompt + new tokens) the model may see, e.g. its training length; a batch
-    that could exceed it raises UserError.
+    that could exceed it raises UserError. min_new_tokens: one per row, in place of
+    cfg.min_new_tokens for every row.
     Returns Generated(tokens int32 [B, max_new], lengths int32 [B]) as numpy arrays.
     """
     model = prepare(model)
@@ -334,6 +345,13 @@ def generate(model: CausalLM | Prepared, prompts: Sequence[Sequence[int]],
         prompt_BxP[b, :len(x)] = x
     lengths_B = np.asarray([len(x) for x in prompts], np.int32)
     seeds_B = np.asarray(seeds, np.uint32)
-    out, count = _generate(model.graphdef, model.state, prompt_BxP, lengths_B, seeds_B,
-                           make_knobs(cfg), cfg=program_key(cfg))
+    if min_new_tokens is None:
+        min_new_tokens = [cfg.min_new_tokens] * len(prompts)
+    if len(min_new_tokens) != len(prompts) or any(
+            not 0 <= int(m) <= cfg.max_new_tokens for m in min_new_tokens):
+        raise UserError(f"min_new_tokens needs one value in [0, {cfg.max_new_tokens}] per row, "
+                        f"got {list(min_new_tokens)}")
+    knobs = make_knobs(cfg)._replace(min_new=np.asarray(min_new_tokens, np.int32))
+    out, count = _generate(model.graphdef, model.state, prompt_BxP, lengths_B, seeds_B, knobs,
+                           cfg=program_key(cfg))
     return Generated(np.asarray(out), np.asarray(count))

@@ -8,8 +8,9 @@
 Long text is split at sentence boundaries (`split_sentences`, about 100 characters a piece,
 as Llasa does) and every (sentence, sample) pair is one row of one batch through
 `emotive.infer.sampling.generate`, restricted to the speech codes and SPEECH_GENERATION_END.
-Each sample's sentences are joined with PAUSE_SECONDS of silence. Row seeds derive from
-(seed, sample, sentence), so a seed reproduces the output.
+No sentence may stop before MIN_SECONDS_PER_CHAR per character of its text (per-row
+min_new_tokens). Each sample's sentences are joined with PAUSE_SECONDS of silence. Row
+seeds derive from (seed, sample, sentence), so a seed reproduces the output.
 
 Zero-shot voice prompts are continuation, as in Llasa: the reference wav is encoded by the
 codec, its transcript goes before the text and its codes after SPEECH_GENERATION_START, so the
@@ -38,6 +39,10 @@ MAX_REF_SECONDS = 15.0  # Llasa's prompts are a few seconds; longer ones crowd o
 MIN_REF_SECONDS = 0.5
 PAUSE_SECONDS = 0.25  # silence between sentences
 MAX_SENTENCE_CHARS = 100
+# No sentence may end before this many seconds per character of its text: about half the
+# corpus voices' slowest rate, so it only stops the failure of ending at once (a 20 ms blip
+# for a whole sentence), never a natural ending.
+MIN_SECONDS_PER_CHAR = 0.03
 DEFAULT_SAMPLING = SamplingConfig(temperature=0.8, top_p=0.95)
 
 
@@ -135,8 +140,10 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
             for i in range(len(sentences[k]))]
     seeds = [int(np.random.SeedSequence([seed + k, j, i]).generate_state(1)[0])
              for k, j, i in rows]
+    min_new = [min(int(MIN_SECONDS_PER_CHAR * len(sentences[k][i]) * tokens_per_second), max_new)
+               for k, _, i in rows]
     out = generate(prepare(model), [prompts[k, i] for k, _, i in rows], sampling, seeds=seeds,
-                   max_len=limit)
+                   max_len=limit, min_new_tokens=min_new)
     if notes is not None and len(notes) != len(texts):
         raise ValueError(f"notes needs one list per text ({len(texts)}), got {len(notes)}")
     for (k, j, i), stopped, length in zip(rows, out.stopped, out.lengths):

@@ -1,6 +1,8 @@
 """Batched KV-cache sampling: greedy parity with transformers' generate, cache logits equal a
 full forward pass, rows in a batch equal rows alone, top-k/top-p properties, length guard."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,7 +46,7 @@ def _prompts(seed=0, lengths=PROMPT_LENGTHS):
     return [list(rng.integers(0, TEXT, n)) for n in lengths]
 
 
-def _hf_greedy(hf, prompts, steps, eos, penalty):
+def _hf_greedy(hf, prompts, steps, eos, penalty, min_new=0):
     """transformers' batched greedy generate (left padding + attention mask)."""
     width = max(map(len, prompts))
     ids = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -53,7 +55,7 @@ def _hf_greedy(hf, prompts, steps, eos, penalty):
         ids[b, width - len(x):] = torch.tensor(x)
         mask[b, width - len(x):] = 1
     gen = transformers.GenerationConfig(do_sample=False, max_new_tokens=steps,
-                                        min_new_tokens=0, eos_token_id=eos, pad_token_id=0,
+                                        min_new_tokens=min_new, eos_token_id=eos, pad_token_id=0,
                                         repetition_penalty=penalty)
     with torch.no_grad():
         out = hf.generate(ids, attention_mask=mask, generation_config=gen).numpy()
@@ -84,6 +86,19 @@ def test_greedy_matches_transformers_generate(llama, penalty):
     for b in range(len(prompts)):
         assert list(got.tokens[b, :got.lengths[b]]) == _until_stop(want[b], {stop})
         assert set(got.tokens[b, got.lengths[b] + 1:]) <= {0}  # pad after the stop
+    # min_new_tokens=6 forbids that stop before step 6, as transformers' min_new_tokens does.
+    want = _hf_greedy(hf, prompts, steps, stop, penalty, min_new=6)
+    got = generate(model, prompts, dataclasses.replace(cfg, min_new_tokens=6), seeds=[0, 0, 0])
+    assert got.lengths[0] >= 6
+    for b in range(len(prompts)):
+        assert list(got.tokens[b, :got.lengths[b]]) == _until_stop(want[b], {stop})
+    # Per row: only row 0 is held back; the others are as without a minimum.
+    per_row = generate(model, prompts, cfg, seeds=[0, 0, 0], min_new_tokens=[6, 0, 0])
+    free_rows = generate(model, prompts, cfg, seeds=[0, 0, 0])
+    np.testing.assert_array_equal(per_row.tokens[0], got.tokens[0])
+    np.testing.assert_array_equal(per_row.tokens[1:], free_rows.tokens[1:])
+    with pytest.raises(UserError, match="one value in"):
+        generate(model, prompts, cfg, seeds=[0, 0, 0], min_new_tokens=[6])
 
 
 def test_cache_decoding_equals_full_forward(llama):
