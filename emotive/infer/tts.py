@@ -104,6 +104,8 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
         raise UserError(f"max_seconds must be positive, got {max_seconds}")
     if not texts:
         raise UserError("nothing to say: give at least one text")
+    if notes is not None and len(notes) != len(texts):
+        raise ValueError(f"notes needs one list per text ({len(texts)}), got {len(notes)}")
     emotions = list(emotions) if emotions is not None else [None] * len(texts)
     intensities = list(intensities) if intensities is not None else [2] * len(texts)
     if not len(emotions) == len(intensities) == len(texts):
@@ -144,8 +146,6 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
                for k, _, i in rows]
     out = generate(prepare(model), [prompts[k, i] for k, _, i in rows], sampling, seeds=seeds,
                    max_len=limit, min_new_tokens=min_new)
-    if notes is not None and len(notes) != len(texts):
-        raise ValueError(f"notes needs one list per text ({len(texts)}), got {len(notes)}")
     for (k, j, i), stopped, length in zip(rows, out.stopped, out.lengths):
         if notes is not None and not stopped:
             notes[k].append(f"sample {j}, sentence {i + 1} reached "

@@ -7,10 +7,10 @@ On held-out clips of `split` (speakers and texts never trained on), three versio
 utterance are transcribed by the CTC recogniser: the original recording, its codec
 resynthesis (encode + decode: the ceiling a TTS on this codec can reach) and the TTS output
 for the clip's text in the clip's emotion (one sample, seeded; batches of --batch-size
-texts decode together). Clips are clean recordings spread evenly over the emotions. Reported: corpus CER/WER
-of each, and for the TTS output the emotion classifier's accuracy per requested emotion
-(beside the classifier's accuracy on the originals and resyntheses of the same clips, so a
-weak classifier is not mistaken for a weak TTS). Writes report.json, the TTS wavs and
+texts decode together). Clips are clean recordings spread evenly over the emotions.
+Reported: corpus CER/WER of each, and for the TTS output the emotion classifier's accuracy
+per requested emotion (beside the classifier's accuracy on the originals and resyntheses of
+the same clips, so a weak classifier is not mistaken for a weak TTS). Writes report.json, the TTS wavs and
 spectrograms.png (original, resynthesis and TTS of the first clips side by side).
 """
 
