@@ -196,8 +196,10 @@ def iterate_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "e
     intensity, speaker (index into the split's sorted speaker names), adv float32 [3], has_adv,
     audio float32 [T] (the input), codes int32 [ceil(T / hop)], and with `decode` the decoded
     audio float32 [T] (decoded as a padded batch, which equals decoding the clip alone). Stops
-    after `limit` clips. """ from emotive.data.pipeline import bucket_batches from
-    emotive.data.tfds_io import open_split
+    after `limit` clips.
+    """
+    from emotive.data.pipeline import bucket_batches
+    from emotive.data.tfds_io import open_split
 
     opened = open_split(data_dir, dataset, split)
     batches = bucket_batches(opened.source, opened.num_samples,
