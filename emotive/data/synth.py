@@ -37,7 +37,8 @@ import soundfile as sf
 from emotive.data import emotions as emo
 from emotive.data.espeak import SAMPLE_RATE, Synthesizer
 from emotive.data.texts import TEXTS
-from emotive.data.voices import SPEAKERS, speaker_by_id
+from emotive.data.generated import generate_sentences
+from emotive.data.voices import EXTRA_SPEAKERS, SPEAKERS, speaker_by_id
 from emotive.errors import UserError
 
 SPLITS = ('train', 'validation', 'test')
@@ -54,7 +55,11 @@ class CorpusPreset:
     speaker; mild_texts: of those, how many are spoken at intensity 1 only
     (None = every text at both intensities); condition_texts: texts per speaker
     re-rendered under 'distance' and 'shout'; condition_splits: which splits
-    get those renderings.
+    get those renderings; extra_speakers: how many of voices.EXTRA_SPEAKERS join
+    the train split; generated_texts: how many generated sentences
+    (generated.py) the train split adds, each spoken once by one train speaker
+    (round robin) in a random emotion, intensity and condition (80% clean).
+    The clips of the other settings are the same with or without the extras.
     """
 
     speakers: int
@@ -64,6 +69,8 @@ class CorpusPreset:
     mild_texts: int | None
     condition_texts: int
     condition_splits: tuple[str, ...]
+    extra_speakers: int = 0
+    generated_texts: int = 0
 
 
 PRESETS = {
@@ -71,6 +78,9 @@ PRESETS = {
     'tiny': CorpusPreset(12, 2, 2, 4, 1, 1, ('test',)),
     # About 6,700 clips (about 5 hours) with both intensities and all conditions everywhere.
     'full': CorpusPreset(16, 4, 2, 22, None, 3, SPLITS),
+    # 'full' plus 24 train-only speakers and 6,000 generated train sentences (about 4.6 h more),
+    # for the recognisers: the same held-out splits, far more voices and words to learn from.
+    'wide': CorpusPreset(16, 4, 2, 22, None, 3, SPLITS, extra_speakers=24, generated_texts=6000),
 }
 
 
@@ -108,7 +118,8 @@ def plan_corpus(preset: str = 'tiny', seed: int = 0) -> tuple[list[dict], dict[s
     """Return (jobs, speaker_split): every clip to render, in order, and each speaker's split.
 
     A job is a dict with id, split, speaker, emotion, intensity, condition,
-    text_index (into texts.TEXTS) and seed.
+    text_index (into texts.TEXTS; None for a generated sentence, whose words
+    are in 'text') and seed.
     """
     if preset not in PRESETS:
         raise UserError(f"unknown corpus preset {preset!r}; use one of {', '.join(PRESETS)}")
@@ -156,7 +167,32 @@ def plan_corpus(preset: str = 'tiny', seed: int = 0) -> tuple[list[dict], dict[s
                                          intensity=intensity, condition=condition,
                                          text_index=text_index,
                                          seed=zlib.crc32(f'{seed}/{clip_id}'.encode())))
+    jobs += _generated_jobs(cfg, speakers, speaker_split, seed)
     return jobs, speaker_split
+
+
+def _generated_jobs(cfg: CorpusPreset, speakers, speaker_split: dict[str, str],
+                    seed: int) -> list[dict]:
+    """The train-only clips of generated sentences (none unless the preset asks)."""
+    if not cfg.generated_texts:
+        return []
+    extra = EXTRA_SPEAKERS[:cfg.extra_speakers]
+    for speaker in extra:
+        speaker_split[speaker.id] = 'train'
+    voices = [s.id for s in speakers if speaker_split[s.id] == 'train'] + [s.id for s in extra]
+    texts = generate_sentences(cfg.generated_texts, seed, exclude={t for t, _ in TEXTS})
+    rng = np.random.default_rng([seed, 0x6E7])
+    jobs = []
+    for g, text in enumerate(texts):
+        speaker = voices[g % len(voices)]
+        emotion = emo.EMOTIONS[int(rng.integers(len(emo.EMOTIONS)))]
+        intensity = 1 if emotion == 'neutral' else int(rng.integers(1, 3))
+        condition = str(rng.choice(emo.CONDITIONS, p=[0.8, 0.1, 0.1]))
+        clip_id = f'{speaker}-{emotion}-{intensity}-{condition}-g{g:05d}'
+        jobs.append(dict(id=clip_id, split='train', speaker=speaker, emotion=emotion,
+                         intensity=intensity, condition=condition, text_index=None,
+                         text=text, seed=zlib.crc32(f'{seed}/{clip_id}'.encode())))
+    return jobs
 
 
 # ------------------------------------------------------------------ workers
@@ -171,7 +207,10 @@ def _init_worker(out_dir: str) -> None:
 
 def _make_clip(job: dict) -> dict:
     """Render one job, write its WAV and return its metadata record."""
-    text, kind = TEXTS[job['text_index']]
+    if job['text_index'] is None:
+        text, kind = job['text'], 'generated'
+    else:
+        text, kind = TEXTS[job['text_index']]
     x = render(text, job['speaker'], job['emotion'], job['intensity'], job['condition'],
                job['seed'], _WORKER['synth'])
     rel = Path('wavs') / job['split'] / f"{job['id']}.wav"
@@ -240,8 +279,8 @@ def build_corpus(out_dir, preset: str = 'tiny', seed: int = 0, workers: int | No
                  progress: bool = True, limit: int | None = None) -> dict:
     """Render the corpus into out_dir and return its summary (also written to corpus.json).
 
-    preset: 'tiny' (about 400 clips, well under a minute) or 'full' (about
-    6,700 clips); seed: fixes every choice and every sample; workers: processes
+    preset: 'tiny' (about 400 clips, well under a minute), 'full' (about
+    6,700 clips) or 'wide' (full + 6,000 generated train clips); seed: fixes every choice and every sample; workers: processes
     (None = all cores, 1 = in this process); progress: show a tqdm bar; limit:
     build only this many clips spread evenly over the plan (quick checks).
     """
@@ -302,7 +341,8 @@ def format_summary(summary: dict) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `data synth` options to an argparse parser."""
     parser.add_argument('--preset', choices=sorted(PRESETS), default='tiny',
-                        help='corpus size: tiny (~400 clips) or full (~6,700 clips)')
+                        help='corpus size: tiny (~400 clips), full (~6,700 clips) or wide '
+                             '(full + 6,000 train clips of generated sentences, 24 more voices)')
     parser.add_argument('--out', required=True, help='output directory (new, empty, or an old corpus)')
     parser.add_argument('--seed', type=int, default=0, help='seed for every random choice (default 0)')
     parser.add_argument('--workers', type=int, default=None,
@@ -319,7 +359,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: `emotive data synth --preset tiny|full --out DIR [--seed S] [--workers N]`."""
+    """Command line: `emotive data synth --preset tiny|full|wide --out DIR [--seed S] [--workers N]`."""
     parser = argparse.ArgumentParser(prog='emotive data synth', description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)

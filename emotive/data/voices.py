@@ -54,7 +54,37 @@ SPEAKERS: tuple[Speaker, ...] = (
     Speaker('spk16', 'en-us+belinda', 'female', 'american', 58, 50, 170, -1.0),
 )
 
-SPEAKERS_BY_ID = {s.id: s for s in SPEAKERS}
+# Train-only speakers of the 'wide' corpus preset (synth.py), never in a held-out split.
+# Their eSpeak variants differ from every variant above, so no held-out speaker shares a
+# voice variant with any of them; their sex is the variant's own.
+EXTRA_SPEAKERS: tuple[Speaker, ...] = (
+    Speaker('spk17', 'en+Alicia', 'female', 'british', 52, 50, 175, 0.0),
+    Speaker('spk18', 'en-us+Andrea', 'female', 'american', 47, 56, 170, 0.5),
+    Speaker('spk19', 'en-gb-scotland+Annie', 'female', 'scottish', 55, 45, 180, -0.5),
+    Speaker('spk20', 'en-029+anika', 'female', 'caribbean', 50, 60, 165, 1.0),
+    Speaker('spk21', 'en-gb-x-rp+aunty', 'female', 'received-pronunciation', 44, 52, 175, 0.0),
+    Speaker('spk22', 'en-us-nyc+grandma', 'female', 'new-york', 53, 47, 160, -1.0),
+    Speaker('spk23', 'en-gb-x-gbclan+steph2', 'female', 'lancastrian', 49, 55, 185, 0.5),
+    Speaker('spk24', 'en-gb-x-gbcwmd+steph3', 'female', 'west-midlands', 57, 50, 170, -0.5),
+    Speaker('spk25', 'en-us+Alex', 'male', 'american', 45, 50, 175, 0.0),
+    Speaker('spk26', 'en+Andy', 'male', 'british', 50, 46, 170, 0.5),
+    Speaker('spk27', 'en-gb-scotland+Denis', 'male', 'scottish', 40, 55, 180, -0.5),
+    Speaker('spk28', 'en-029+Gene', 'male', 'caribbean', 55, 48, 165, 1.0),
+    Speaker('spk29', 'en-gb-x-rp+Hugo', 'male', 'received-pronunciation', 48, 52, 185, 0.0),
+    Speaker('spk30', 'en-us-nyc+Lee', 'male', 'new-york', 42, 58, 170, -1.0),
+    Speaker('spk31', 'en-gb-x-gbclan+Michael', 'male', 'lancastrian', 52, 44, 175, 0.5),
+    Speaker('spk32', 'en-gb-x-gbcwmd+Mike', 'male', 'west-midlands', 46, 50, 160, 0.0),
+    Speaker('spk33', 'en-us+adam', 'male', 'american', 38, 52, 180, -0.5),
+    Speaker('spk34', 'en+benjamin', 'male', 'british', 56, 47, 170, 1.0),
+    Speaker('spk35', 'en-gb-scotland+caleb', 'male', 'scottish', 44, 60, 175, 0.0),
+    Speaker('spk36', 'en-029+david', 'male', 'caribbean', 50, 45, 185, -1.0),
+    Speaker('spk37', 'en-gb-x-rp+edward', 'male', 'received-pronunciation', 58, 50, 165, 0.5),
+    Speaker('spk38', 'en-us-nyc+ian', 'male', 'new-york', 47, 54, 175, 0.0),
+    Speaker('spk39', 'en-gb-x-gbclan+john', 'male', 'lancastrian', 41, 48, 170, -0.5),
+    Speaker('spk40', 'en-gb-x-gbcwmd+max', 'male', 'west-midlands', 53, 56, 180, 0.5),
+)
+
+SPEAKERS_BY_ID = {s.id: s for s in SPEAKERS + EXTRA_SPEAKERS}
 
 
 def speaker_by_id(speaker_id: str) -> Speaker:
@@ -63,4 +93,4 @@ def speaker_by_id(speaker_id: str) -> Speaker:
         return SPEAKERS_BY_ID[speaker_id]
     except KeyError:
         raise UserError(f'unknown speaker {speaker_id!r}; use one of '
-                        f'{SPEAKERS[0].id}..{SPEAKERS[-1].id}') from None
+                        f'{SPEAKERS[0].id}..{EXTRA_SPEAKERS[-1].id}') from None
