@@ -118,4 +118,14 @@ def base() -> SpeakerConfig:
     )
 
 
-PRESETS = {"tiny": tiny, "base": base}
+def wide() -> SpeakerConfig:
+    """For the 'wide' corpus (`emotive data synth --preset wide`): its 34 train speakers
+    times 3 speeds need a 128-class head; 900 steps. Point data.data_dir at the wide build.
+    """
+    cfg = base()
+    return dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, num_speakers=128),
+        train=dataclasses.replace(cfg.train, steps=900, eval_every=450))
+
+
+PRESETS = {"tiny": tiny, "base": base, "wide": wide}
