@@ -178,7 +178,8 @@ def wide() -> AsrConfig:
     """For the 'wide' corpus (`emotive data synth --preset wide`): a 5 x 192 encoder with
     SpecAugment (2 frequency and 2 time masks), 4,000 steps (about 40 utterances per step).
 
-    About 50 minutes on 2 otherwise idle CPU cores. Point data.data_dir at the wide build.
+    75 minutes on 2 CPU cores shared with other runs (1.1 s a step). Point data.data_dir at
+    the wide build.
     """
     cfg = base()
     encoder = dataclasses.replace(

@@ -143,7 +143,8 @@ def base() -> SerConfig:
 def wide() -> SerConfig:
     """For the 'wide' corpus (`emotive data synth --preset wide`): base for 2,800 steps.
 
-    About 12 minutes on 2 otherwise idle CPU cores. Point data.data_dir at the wide build.
+    19 minutes on 2 CPU cores shared with another run (906 s of CPU, as the 11-minute
+    full-corpus run of the same settings on idle cores). Point data.data_dir at the wide build.
     """
     cfg = base()
     return dataclasses.replace(cfg, train=dataclasses.replace(
