@@ -3,7 +3,7 @@
 The hand-written texts (`texts.py`) give about 150 training sentences, few enough that a
 speech recogniser memorises them and then spells unseen words badly. `generate_sentences`
 draws any number of further sentences from templates filled with a general English
-vocabulary (about 1,100 common words: nouns, verbs with their past tenses, adjectives,
+vocabulary (about 900 common words: nouns, verbs with their past tenses, adjectives,
 adverbs, names, places and times) and pronounceable pseudo-words. The corpus preset 'wide'
 speaks them in the train split only (see synth.py), so the held-out texts stay unseen as
 sentences, as in any real recogniser's training set, while common words recur.

@@ -56,7 +56,7 @@ class CorpusPreset:
     (None = every text at both intensities); condition_texts: texts per speaker
     re-rendered under 'distance' and 'shout'; condition_splits: which splits
     get those renderings; extra_speakers: how many of voices.EXTRA_SPEAKERS join
-    the train split; generated_texts: how many generated sentences
+    the train split to speak the generated sentences; generated_texts: how many generated sentences
     (generated.py) the train split adds, each spoken once by one train speaker
     (round robin) in a random emotion, intensity and condition (80% clean).
     The clips of the other settings are the same with or without the extras.
@@ -78,7 +78,7 @@ PRESETS = {
     'tiny': CorpusPreset(12, 2, 2, 4, 1, 1, ('test',)),
     # About 6,700 clips (about 5 hours) with both intensities and all conditions everywhere.
     'full': CorpusPreset(16, 4, 2, 22, None, 3, SPLITS),
-    # 'full' plus 24 train-only speakers and 6,000 generated train sentences (about 4.6 h more),
+    # 'full' plus 24 train-only speakers and 6,000 generated train sentences (about 3.9 h more),
     # for the recognisers: the same held-out splits, far more voices and words to learn from.
     'wide': CorpusPreset(16, 4, 2, 22, None, 3, SPLITS, extra_speakers=24, generated_texts=6000),
 }
