@@ -15,6 +15,8 @@ not picked from the held-out texts. Every sentence is plain ASCII; none equals a
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from emotive.errors import UserError
@@ -115,9 +117,11 @@ shoe shoes stone stones tomato tomatoes tooth teeth window windows year years
 """
 
 _SUBJECTS = "I|you|we|they|he|she|my friend|our teacher|the old man|the little girl|everyone|nobody"
-_PAST_SUBJECTS = _SUBJECTS
 _PREPOSITIONS = "in|on|under|behind|near|beside|above|below|inside|outside|next to|across"
 _POSSESSIVES = "the|my|your|his|her|our|their|this|that"
+
+# "a" -> "an" before a vowel letter, except where the vowel sounds /ju/ ("a useful").
+_A_BEFORE_VOWEL = re.compile(r' a (?=[aeiou])(?!use)')
 
 _ONSETS = ['b', 'bl', 'br', 'd', 'dr', 'f', 'fl', 'g', 'gl', 'gr', 'k', 'l', 'm', 'n', 'p',
            'pl', 'pr', 'r', 's', 'sl', 'sn', 'sp', 'st', 't', 'tr', 'v', 'z', 'sh', 'ch', 'th']
@@ -232,8 +236,7 @@ def _sentence(rng: np.random.Generator) -> str:
     fields.update(Subj=subject[0].upper() + subject[1:], Person=person, Det=det.capitalize(),
                   Pseudo=pseudo.capitalize())
     text = pick(_TEMPLATES).format(**fields)
-    text = text.replace(' a a', ' an a').replace(' a e', ' an e').replace(' a i', ' an i')
-    text = text.replace(' a o', ' an o').replace(' a u', ' an u').replace(' an use', ' a use')
+    text = _A_BEFORE_VOWEL.sub(' an ', text)
     return text[0].upper() + text[1:]
 
 
