@@ -44,8 +44,15 @@ EVALUATORS = {
                                                "config's teacher.ckpt)")),)),
     "speaker": Evaluator("emotive.infer.speaker_eval", "speaker encoder: EER of cosine scores "
                          "over all utterance pairs, per condition and clean vs condition"),
-    "asr": Evaluator("emotive.infer.asr_eval", "CTC recogniser: corpus CER and WER (greedy "
-                     "decoding, normalised text), per condition"),
+    "asr": Evaluator(
+        "emotive.infer.asr_eval", "CTC recogniser: corpus CER and WER (greedy decoding, or "
+        "prefix beam search with --beam), normalised text, per condition",
+        (("--beam", dict(type=int, default=0, help="prefix beam width (default 0: greedy)")),
+         ("--lm-order", dict(type=int, default=0, help="with --beam: a character n-gram LM of "
+                                                       "this order fitted on the train split")),
+         ("--lm-weight", dict(type=float, default=0.5, help="LM weight alpha (default 0.5)")),
+         ("--char-bonus", dict(type=float, default=0.0, help="score bonus beta per character "
+                                                             "(default 0)")))),
 }
 
 

@@ -268,3 +268,57 @@ def generate_sentences(n: int, seed: int = 0, exclude: set[str] | frozenset[str]
         seen.add(key(text))
         out.append(text)
     return out
+
+
+# ------------------------------------------------------------------ frequent-word lists
+
+# Two-letter (and shorter) words worth speaking; the other short entries of a web word list are
+# mostly abbreviations ("mr", "tv", "uk") that a voice would spell out letter by letter.
+_SHORT_WORDS = frozenset('a i am an as at be by do go he if in is it me my no of oh on or so to '
+                         'up us we'.split())
+_PLAIN_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_VOWEL = re.compile('[aeiouy]')
+
+
+def frequent_words(k: int) -> tuple[str, ...]:
+    """The k most frequent English words that a voice reads as one word, most frequent first.
+
+    From the `wordfreq` package's English list (an optional dependency: the 'corpus' extra),
+    keeping lower-case ASCII words (an inner apostrophe allowed) with a vowel, and of the
+    words of two letters or fewer only common ones (`_SHORT_WORDS`). The ranking comes from
+    general text frequency, not from this corpus, so it cannot be tuned to the held-out texts.
+    """
+    if k < 1:
+        raise UserError(f"the word list size must be 1 or more, got {k}")
+    try:
+        from wordfreq import top_n_list
+    except ImportError:
+        raise UserError("frequent-word clips need the wordfreq package; "
+                        "install it with: pip install -e '.[corpus]'") from None
+    words = [w for w in top_n_list('en', 4 * k)
+             if _PLAIN_WORD.fullmatch(w) and _VOWEL.search(w)
+             and (len(w) > 2 or w in _SHORT_WORDS)]
+    if len(words) < k:
+        raise UserError(f"wordfreq lists only {len(words)} usable English words; ask for fewer")
+    return tuple(words[:k])
+
+
+def word_sequences(n: int, words: tuple[str, ...] | list[str], seed: int = 0,
+                   lengths: tuple[int, int] = (4, 8)) -> list[str]:
+    """n texts of `lengths[0]..lengths[1]` distinct words drawn uniformly from `words`.
+
+    Uniform over the list (not by frequency), so rare words recur as often as common ones:
+    each word appears about n * mean_length / len(words) times. Same arguments, same texts.
+    """
+    lo, hi = lengths
+    if n < 0:
+        raise UserError(f"the number of word sequences must be 0 or more, got {n}")
+    if not 1 <= lo <= hi <= len(words):
+        raise UserError(f"word sequence lengths {lengths} must satisfy 1 <= min <= max <= "
+                        f"{len(words)} (the word list size)")
+    rng = np.random.default_rng([seed, 0x3D5])
+    texts = []
+    for _ in range(n):
+        picks = rng.choice(len(words), size=int(rng.integers(lo, hi + 1)), replace=False)
+        texts.append(' '.join(words[i] for i in picks))
+    return texts

@@ -37,7 +37,7 @@ import soundfile as sf
 from emotive.data import emotions as emo
 from emotive.data.espeak import SAMPLE_RATE, Synthesizer
 from emotive.data.texts import TEXTS
-from emotive.data.generated import generate_sentences
+from emotive.data.generated import frequent_words, generate_sentences, word_sequences
 from emotive.data.voices import EXTRA_SPEAKERS, SPEAKERS, speaker_by_id
 from emotive.errors import UserError
 
@@ -58,8 +58,10 @@ class CorpusPreset:
     get those renderings; extra_speakers: how many of voices.EXTRA_SPEAKERS join
     the train split to speak the generated sentences; generated_texts: how many generated sentences
     (generated.py) the train split adds, each spoken once by one train speaker
-    (round robin) in a random emotion, intensity and condition (80% clean).
-    The clips of the other settings are the same with or without the extras.
+    (round robin) in a random emotion, intensity and condition (80% clean);
+    word_texts and word_list: how many train clips of 4 to 8 words drawn from the
+    word_list most frequent English words (generated.frequent_words) follow them,
+    spoken the same way. The clips of the other settings are the same with or without the extras.
     """
 
     speakers: int
@@ -71,6 +73,8 @@ class CorpusPreset:
     condition_splits: tuple[str, ...]
     extra_speakers: int = 0
     generated_texts: int = 0
+    word_texts: int = 0
+    word_list: int = 0
 
 
 PRESETS = {
@@ -81,6 +85,10 @@ PRESETS = {
     # 'full' plus 24 train-only speakers and 6,000 generated train sentences (about 3.9 h more),
     # for the recognisers: the same held-out splits, far more voices and words to learn from.
     'wide': CorpusPreset(16, 4, 2, 22, None, 3, SPLITS, extra_speakers=24, generated_texts=6000),
+    # 'wide' plus 12,000 train clips of 4 to 8 words drawn from the 10,000 most frequent English
+    # words (wordfreq), for the speech recogniser: far more spellings heard in training.
+    'lexicon': CorpusPreset(16, 4, 2, 22, None, 3, SPLITS, extra_speakers=24, generated_texts=6000,
+                            word_texts=12000, word_list=10000),
 }
 
 
@@ -173,25 +181,32 @@ def plan_corpus(preset: str = 'tiny', seed: int = 0) -> tuple[list[dict], dict[s
 
 def _generated_jobs(cfg: CorpusPreset, speakers, speaker_split: dict[str, str],
                     seed: int) -> list[dict]:
-    """The train-only clips of generated sentences (none unless the preset asks)."""
-    if not cfg.generated_texts:
+    """The train-only clips of generated sentences, then of frequent-word sequences (none
+    unless the preset asks). Adding word clips leaves the sentence clips as they were."""
+    if not cfg.generated_texts and not cfg.word_texts:
         return []
     extra = EXTRA_SPEAKERS[:cfg.extra_speakers]
     for speaker in extra:
         speaker_split[speaker.id] = 'train'
     voices = [s.id for s in speakers if speaker_split[s.id] == 'train'] + [s.id for s in extra]
-    texts = generate_sentences(cfg.generated_texts, seed, exclude={t for t, _ in TEXTS})
-    rng = np.random.default_rng([seed, 0x6E7])
     jobs = []
-    for g, text in enumerate(texts):
-        speaker = voices[g % len(voices)]
-        emotion = emo.EMOTIONS[int(rng.integers(len(emo.EMOTIONS)))]
-        intensity = 1 if emotion == 'neutral' else int(rng.integers(1, 3))
-        condition = str(rng.choice(emo.CONDITIONS, p=[0.8, 0.1, 0.1]))
-        clip_id = f'{speaker}-{emotion}-{intensity}-{condition}-g{g:05d}'
-        jobs.append(dict(id=clip_id, split='train', speaker=speaker, emotion=emotion,
-                         intensity=intensity, condition=condition, text_index=None,
-                         text=text, seed=zlib.crc32(f'{seed}/{clip_id}'.encode())))
+    sources = [('generated', 'g', 0x6E7,
+                generate_sentences(cfg.generated_texts, seed, exclude={t for t, _ in TEXTS}))]
+    if cfg.word_texts:
+        sources.append(('wordlist', 'w', 0x3D7,
+                        word_sequences(cfg.word_texts, frequent_words(cfg.word_list), seed)))
+    for kind, tag, stream, texts in sources:
+        rng = np.random.default_rng([seed, stream])
+        for g, text in enumerate(texts):
+            speaker = voices[(len(jobs)) % len(voices)]
+            emotion = emo.EMOTIONS[int(rng.integers(len(emo.EMOTIONS)))]
+            intensity = 1 if emotion == 'neutral' else int(rng.integers(1, 3))
+            condition = str(rng.choice(emo.CONDITIONS, p=[0.8, 0.1, 0.1]))
+            clip_id = f'{speaker}-{emotion}-{intensity}-{condition}-{tag}{g:05d}'
+            jobs.append(dict(id=clip_id, split='train', speaker=speaker, emotion=emotion,
+                             intensity=intensity, condition=condition, text_index=None,
+                             text=text, text_kind=kind,
+                             seed=zlib.crc32(f'{seed}/{clip_id}'.encode())))
     return jobs
 
 
@@ -208,7 +223,7 @@ def _init_worker(out_dir: str) -> None:
 def _make_clip(job: dict) -> dict:
     """Render one job, write its WAV and return its metadata record."""
     if job['text_index'] is None:
-        text, kind = job['text'], 'generated'
+        text, kind = job['text'], job['text_kind']
     else:
         text, kind = TEXTS[job['text_index']]
     x = render(text, job['speaker'], job['emotion'], job['intensity'], job['condition'],
@@ -280,7 +295,8 @@ def build_corpus(out_dir, preset: str = 'tiny', seed: int = 0, workers: int | No
     """Render the corpus into out_dir and return its summary (also written to corpus.json).
 
     preset: 'tiny' (about 400 clips, well under a minute), 'full' (about
-    6,700 clips) or 'wide' (full + 6,000 generated train clips); seed: fixes every choice and every sample; workers: processes
+    6,700 clips), 'wide' (full + 6,000 generated train clips) or 'lexicon' (wide + 12,000
+    frequent-word train clips; needs wordfreq); seed: fixes every choice and every sample; workers: processes
     (None = all cores, 1 = in this process); progress: show a tqdm bar; limit:
     build only this many clips spread evenly over the plan (quick checks).
     """
@@ -341,8 +357,10 @@ def format_summary(summary: dict) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `data synth` options to an argparse parser."""
     parser.add_argument('--preset', choices=sorted(PRESETS), default='tiny',
-                        help='corpus size: tiny (~400 clips), full (~6,700 clips) or wide '
-                             '(full + 6,000 train clips of generated sentences, 24 more voices)')
+                        help='corpus size: tiny (~400 clips), full (~6,700 clips), wide '
+                             '(full + 6,000 train clips of generated sentences, 24 more voices) '
+                             'or lexicon (wide + 12,000 train clips of frequent words; needs '
+                             "the 'corpus' extra)")
     parser.add_argument('--out', required=True, help='output directory (new, empty, or an old corpus)')
     parser.add_argument('--seed', type=int, default=0, help='seed for every random choice (default 0)')
     parser.add_argument('--workers', type=int, default=None,
@@ -359,7 +377,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: `emotive data synth --preset tiny|full|wide --out DIR [--seed S] [--workers N]`."""
+    """Command line: `emotive data synth --preset tiny|full|wide|lexicon --out DIR [--seed S] [--workers N]`."""
     parser = argparse.ArgumentParser(prog='emotive data synth', description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)

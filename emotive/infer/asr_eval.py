@@ -4,7 +4,9 @@
     texts = rec.transcribe(audio_BxT, lengths_B)            # list[str], normalised text
     report = evaluate(rec, data_dir, "test", out_dir=...)   # JSON report, see `evaluate`
 
-Decoding is greedy CTC (best class per frame, repeats merged, blanks dropped). Utterances of
+Decoding is greedy CTC (best class per frame, repeats merged, blanks dropped) unless a
+`BeamDecoder` is given (prefix beam search, optionally with a character n-gram language model
+fitted on the training split's texts: `emotive eval asr --beam 16 --lm-order 6`). Utterances of
 a split are read whole, sorted by length and padded to a few bucket lengths with a fixed
 batch size, so only a handful of shapes are ever compiled (`utterance_batches`).
 """
@@ -21,10 +23,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from tqdm import tqdm
 
 from emotive.codecs.chars import ctc_greedy_texts, normalize_text
 from emotive.configs.asr import SAMPLE_RATE
 from emotive.errors import UserError
+from emotive.infer.ctc_decode import BeamDecoder, CharNgramLM
 from emotive.infer.loading import load_trained, run_split_eval
 from emotive.metrics.recognition import error_counts
 
@@ -100,6 +104,14 @@ def _best_path(graphdef, state, audio_BxT, lengths_B):
     return jnp.argmax(out["logits"], -1).astype(jnp.int32), slots_B
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _log_probs(graphdef, state, audio_BxT, lengths_B):
+    """CTC log-probabilities float32 [B, S, V] and valid slots per row [B]."""
+    out = nnx.merge(graphdef, state)(audio_BxT, jnp.maximum(lengths_B, 1))
+    slots_B = jnp.sum(out["frame_segments"] > 0, axis=1)
+    return jax.nn.log_softmax(out["logits"].astype(jnp.float32), -1), slots_B
+
+
 @dataclasses.dataclass
 class Recognizer:
     """A loaded CTC recogniser with a jitted greedy decoder."""
@@ -112,14 +124,18 @@ class Recognizer:
     def __post_init__(self):
         self._graphdef, self._state = nnx.split(self.model)
 
-    def transcribe(self, audio_BxT, lengths_B=None) -> list[str]:
-        """Greedy CTC transcripts (normalised text) of float audio [B, T] at 16 kHz with valid
-        lengths [B] (default: whole rows)."""
+    def transcribe(self, audio_BxT, lengths_B=None, decoder: BeamDecoder | None = None
+                   ) -> list[str]:
+        """Transcripts (normalised text) of float audio [B, T] at 16 kHz with valid lengths
+        [B] (default: whole rows): greedy CTC, or the given beam decoder's."""
         audio_BxT = np.asarray(audio_BxT, np.float32)
         if lengths_B is None:
             lengths_B = np.full(audio_BxT.shape[0], audio_BxT.shape[1], np.int32)
-        ids, frames = _best_path(self._graphdef, self._state, audio_BxT,
-                                 np.asarray(lengths_B, np.int32))
+        lengths_B = np.asarray(lengths_B, np.int32)
+        if decoder is not None:
+            log_probs, slots = _log_probs(self._graphdef, self._state, audio_BxT, lengths_B)
+            return decoder.decode(np.asarray(log_probs), np.asarray(slots))
+        ids, frames = _best_path(self._graphdef, self._state, audio_BxT, lengths_B)
         return ctc_greedy_texts(np.asarray(ids), np.asarray(frames))
 
 
@@ -136,19 +152,33 @@ def _rates(counts: dict) -> dict:
     return out
 
 
-def evaluate(rec: Recognizer, data_dir, split: str = "test", *, dataset: str = "emotive_speech",
-             batch_size: int = 16, limit: int | None = None, out_dir=None) -> dict:
-    """Transcribes every utterance of `split`; returns (and writes to out_dir/report.json,
-    with every transcript in out_dir/transcripts.jsonl) a report:
+def read_texts(data_dir, split: str, *, dataset: str = "emotive_speech") -> list[str]:
+    """The transcript of every record of a built split (e.g. to fit a language model)."""
+    from emotive.data.tfds_io import open_split
 
-    {split, step, utterances, overall: {cer, wer, char_edits, chars, word_edits, words},
-     per_condition: {condition: the same}, normalisation, examples: first 10 pairs}.
+    source = open_split(data_dir, dataset, split).source
+    texts = [text_of(source[i].get("text", "")) for i in range(len(source))]
+    if not any(texts):
+        raise UserError(f"{dataset}/{split} under {data_dir} holds no transcripts")
+    return texts
+
+
+def evaluate(rec: Recognizer, data_dir, split: str = "test", *, dataset: str = "emotive_speech",
+             batch_size: int = 16, limit: int | None = None, out_dir=None,
+             decoder: BeamDecoder | None = None) -> dict:
+    """Transcribes every utterance of `split` (greedy, or with `decoder`); returns (and writes
+    to out_dir/report.json, with every transcript in out_dir/transcripts.jsonl) a report:
+
+    {split, step, utterances, decoding, overall: {cer, wer, char_edits, chars, word_edits,
+     words}, per_condition: {condition: the same}, normalisation, examples: first 10 pairs}.
     CER/WER are corpus-level over normalised text (emotive.metrics.recognition).
     """
     records = read_split(data_dir, split, dataset=dataset, limit=limit)
     hyps = [""] * len(records)
-    for idx, audio, lengths in utterance_batches([r["audio"] for r in records], batch_size):
-        for i, text in zip(idx, rec.transcribe(audio, lengths)):
+    batches = utterance_batches([r["audio"] for r in records], batch_size)
+    for idx, audio, lengths in tqdm(batches, total=-(-len(records) // batch_size),
+                                    desc=f"asr {split}", unit="batch", leave=False):
+        for i, text in zip(idx, rec.transcribe(audio, lengths, decoder)):
             hyps[i] = text
     refs = [r["text"] for r in records]
     conditions = sorted({r["condition"] for r in records})
@@ -158,6 +188,7 @@ def evaluate(rec: Recognizer, data_dir, split: str = "test", *, dataset: str = "
         per_condition[c or "unknown"] = {"utterances": len(chosen), **_rates(error_counts(
             [refs[i] for i in chosen], [hyps[i] for i in chosen]))}
     report = {"split": split, "dataset": dataset, "step": rec.step, "utterances": len(records),
+              "decoding": decoder.describe() if decoder is not None else {"method": "greedy"},
               "overall": _rates(error_counts(refs, hyps)), "per_condition": per_condition,
               "normalisation": "emotive.codecs.chars.normalize_text on reference and hypothesis",
               "examples": [{"id": records[i]["id"], "ref": normalize_text(refs[i]),
@@ -184,6 +215,24 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def decoder_from_args(args, data_dir, dataset: str) -> BeamDecoder | None:
+    """The decoder that `--beam`, `--lm-order`, `--lm-weight` and `--char-bonus` ask for
+    (None: greedy). The language model is fitted on the training split of data_dir."""
+    if args.beam < 0 or args.lm_order < 0:
+        raise UserError("--beam and --lm-order must be >= 0 (0: greedy decoding, no LM)")
+    if args.beam == 0:
+        if args.lm_order:
+            raise UserError("--lm-order needs a beam search: add --beam N (e.g. 16)")
+        return None
+    lm = None
+    if args.lm_order:
+        lm = CharNgramLM.fit(read_texts(data_dir, "train", dataset=dataset), args.lm_order)
+    return BeamDecoder(args.beam, lm, args.lm_weight, args.char_bonus)
+
+
 def run_eval(kind: str, args) -> int:
     """`emotive eval asr`: load, transcribe the split, print and write the report."""
-    return run_split_eval(kind, args, load_recognizer(args.ckpt), evaluate, format_report)
+    rec = load_recognizer(args.ckpt)
+    decoder = decoder_from_args(args, args.data_dir or rec.cfg.data.data_dir, args.dataset)
+    return run_split_eval(kind, args, rec, functools.partial(evaluate, decoder=decoder),
+                          format_report)

@@ -1,4 +1,5 @@
-"""Generated training sentences and the 'wide' corpus preset that speaks them."""
+"""Generated training sentences, frequent-word sequences, and the 'wide' and 'lexicon'
+corpus presets that speak them."""
 
 from collections import Counter
 
@@ -8,7 +9,8 @@ import pytest
 from emotive.codecs.chars import normalize_text
 from emotive.data import synth
 from emotive.data.espeak import Synthesizer
-from emotive.data.generated import generate_sentences, pseudo_word, vocabulary
+from emotive.data.generated import (frequent_words, generate_sentences, pseudo_word, vocabulary,
+                                    word_sequences)
 from emotive.data.texts import TEXTS
 from emotive.data.voices import EXTRA_SPEAKERS, SPEAKERS, speaker_by_id
 from emotive.errors import UserError
@@ -79,12 +81,57 @@ def test_wide_plan_is_full_plus_train_only_generated_clips():
     assert len({j['emotion'] for j in extra}) == 8 and len({j['id'] for j in wide}) == len(wide)
 
 
-def test_a_generated_clip_renders_with_its_text(tmp_path):
-    wide, _ = synth.plan_corpus('wide', 0)
-    job = wide[-1]
+@pytest.mark.parametrize('preset,kind', [('wide', 'generated'), ('lexicon', 'wordlist')])
+def test_a_generated_clip_renders_with_its_text(tmp_path, preset, kind):
+    jobs, _ = synth.plan_corpus(preset, 0)
+    job = jobs[-1]
     synth._init_worker(str(tmp_path))
     (tmp_path / 'wavs' / 'train').mkdir(parents=True)
     record = synth._make_clip(job)
-    assert record['text'] == job['text'] and record['text_kind'] == 'generated'
+    assert record['text'] == job['text'] and record['text_kind'] == kind
     assert record['split'] == 'train' and record['seconds'] > 0.5
     assert (tmp_path / record['path']).is_file()
+
+
+def test_frequent_words_are_plain_distinct_and_ranked():
+    words = frequent_words(5000)
+    assert len(words) == len(set(words)) == 5000
+    assert words[:3] == ('the', 'to', 'and')  # most frequent first
+    assert frequent_words(100) == words[:100]
+    assert all(normalize_text(w) == w and w.isascii() and any(v in w for v in 'aeiouy')
+               for w in words)
+    assert not {'mr', 'tv', 'uk', 's', 't'} & set(words)  # abbreviations and letters are dropped
+    assert {'a', 'i', 'of', "don't"} <= set(words)
+    with pytest.raises(UserError, match='1 or more'):
+        frequent_words(0)
+
+
+def test_word_sequences_are_deterministic_and_uniform_over_the_list():
+    words = [f'w{i}' for i in range(50)]
+    a = word_sequences(2000, words, seed=3)
+    assert a == word_sequences(2000, words, seed=3) and a != word_sequences(2000, words, seed=4)
+    lengths = [len(t.split()) for t in a]
+    assert min(lengths) == 4 and max(lengths) == 8
+    assert all(len(set(t.split())) == len(t.split()) for t in a)  # no word twice in a text
+    counts = Counter(w for t in a for w in t.split())
+    assert set(counts) == set(words) and max(counts.values()) < 1.4 * min(counts.values())
+    for bad in ((0, 3), (5, 4), (2, 51)):
+        with pytest.raises(UserError, match='lengths'):
+            word_sequences(1, words, lengths=bad)
+    with pytest.raises(UserError, match='0 or more'):
+        word_sequences(-1, words)
+
+
+def test_lexicon_plan_is_wide_plus_train_only_word_clips():
+    wide, wide_split = synth.plan_corpus('wide', 0)
+    lexicon, lexicon_split = synth.plan_corpus('lexicon', 0)
+    assert lexicon[:len(wide)] == wide and lexicon_split == wide_split
+    extra = lexicon[len(wide):]
+    cfg = synth.PRESETS['lexicon']
+    assert len(extra) == cfg.word_texts
+    assert {j['split'] for j in extra} == {'train'} and {j['text_kind'] for j in extra} == {'wordlist'}
+    speakers = Counter(j['speaker'] for j in extra)
+    assert len(speakers) == 34 and max(speakers.values()) - min(speakers.values()) <= 1
+    spoken = Counter(w for j in extra for w in j['text'].split())
+    assert set(spoken) <= set(frequent_words(cfg.word_list)) and len(spoken) > 0.99 * cfg.word_list
+    assert len({j['id'] for j in lexicon}) == len(lexicon)

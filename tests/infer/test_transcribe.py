@@ -107,3 +107,14 @@ def test_transcribe_command_and_bad_input(recognizer_dir, tmp_path, capsys):
     assert cli.main(["transcribe", str(tmp_path / "missing.wav"), "--ckpt",
                      str(recognizer_dir)]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_asr_eval_with_a_beam_and_a_language_model(recognizer_dir, data_dir, tmp_path, capsys):
+    args = ["eval", "asr", "--ckpt", str(recognizer_dir), "--data-dir", str(data_dir),
+            "--split", "test", "--out", str(tmp_path)]
+    assert cli.main(args + ["--beam", "4", "--lm-order", "3", "--lm-weight", "0.7"]) == 0
+    report = (tmp_path / "report.json").read_text()
+    assert '"method": "prefix beam search"' in report and '"lm_order": 3' in report
+    assert "CER" in capsys.readouterr().out
+    assert cli.main(args + ["--lm-order", "3"]) == 2  # an LM without a beam
+    assert "--lm-order needs a beam search" in capsys.readouterr().err
