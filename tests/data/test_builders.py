@@ -250,3 +250,26 @@ def test_cli_build(ljspeech, tmp_path, capsys):
     assert cli.main(args + ["--overwrite"]) == 0
     assert cli.main(["data", "build", "ravdess", "--src", str(tmp_path / "nope"),
                      "--out", str(tmp_path)]) == 2
+
+
+def test_a_split_over_tfds_memory_buffer_builds_without_tensorflow(ljspeech, tmp_path,
+                                                                    monkeypatch):
+    # TFDS spills a split over its in-memory shuffle limit (1 GB) to files through
+    # tf.io.gfile, which needs TensorFlow. A tiny limit stands in for a big corpus here.
+    import importlib.util
+
+    from tensorflow_datasets.core import shuffle
+
+    from emotive.data import tfds_io
+
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("TensorFlow is installed, so TFDS spills to disk as designed")
+    src, _, _ = ljspeech
+    monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1000)
+    report = builders.build("audio_folder", src, tmp_path / "a", progress=False, verbose=False)
+    assert report["kept"] == 9 and shuffle.MAX_MEM_BUFFER_SIZE > 2**30
+    # A split over even the raised limit: one line saying what to do, not a traceback.
+    monkeypatch.setattr(shuffle, "MAX_MEM_BUFFER_SIZE", 1000)
+    monkeypatch.setattr(tfds_io, "_shuffle_in_memory", lambda: shuffle.MAX_MEM_BUFFER_SIZE)
+    with pytest.raises(UserError, match="install tensorflow-cpu"):
+        builders.build("audio_folder", src, tmp_path / "b", progress=False, verbose=False)
