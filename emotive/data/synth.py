@@ -198,7 +198,7 @@ def _generated_jobs(cfg: CorpusPreset, speakers, speaker_split: dict[str, str],
     for kind, tag, stream, texts in sources:
         rng = np.random.default_rng([seed, stream])
         for g, text in enumerate(texts):
-            speaker = voices[(len(jobs)) % len(voices)]
+            speaker = voices[len(jobs) % len(voices)]
             emotion = emo.EMOTIONS[int(rng.integers(len(emo.EMOTIONS)))]
             intensity = 1 if emotion == 'neutral' else int(rng.integers(1, 3))
             condition = str(rng.choice(emo.CONDITIONS, p=[0.8, 0.1, 0.1]))

@@ -94,22 +94,26 @@ def utterance_batches(audios: list[np.ndarray],
         yield idx, audio, lengths
 
 
+def _forward(graphdef, state, audio_BxT, lengths_B):
+    """CTC logits [B, S, V] and valid slots per row [B]."""
+    out = nnx.merge(graphdef, state)(audio_BxT, jnp.maximum(lengths_B, 1))
+    return out["logits"], jnp.sum(out["frame_segments"] > 0, axis=1)
+
+
 # The graph definition is a static argument, so every recogniser of one architecture (a
 # checkpoint loaded twice, the CLI after an eval) shares compiled programs per shape.
 @functools.partial(jax.jit, static_argnums=0)
 def _best_path(graphdef, state, audio_BxT, lengths_B):
     """Best class per CTC slot, int32 [B, S], and valid slots per row [B]."""
-    out = nnx.merge(graphdef, state)(audio_BxT, jnp.maximum(lengths_B, 1))
-    slots_B = jnp.sum(out["frame_segments"] > 0, axis=1)
-    return jnp.argmax(out["logits"], -1).astype(jnp.int32), slots_B
+    logits, slots_B = _forward(graphdef, state, audio_BxT, lengths_B)
+    return jnp.argmax(logits, -1).astype(jnp.int32), slots_B
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _log_probs(graphdef, state, audio_BxT, lengths_B):
     """CTC log-probabilities float32 [B, S, V] and valid slots per row [B]."""
-    out = nnx.merge(graphdef, state)(audio_BxT, jnp.maximum(lengths_B, 1))
-    slots_B = jnp.sum(out["frame_segments"] > 0, axis=1)
-    return jax.nn.log_softmax(out["logits"].astype(jnp.float32), -1), slots_B
+    logits, slots_B = _forward(graphdef, state, audio_BxT, lengths_B)
+    return jax.nn.log_softmax(logits.astype(jnp.float32), -1), slots_B
 
 
 @dataclasses.dataclass
