@@ -52,7 +52,16 @@ EVALUATORS = {
                                                        "this order fitted on the train split")),
          ("--lm-weight", dict(type=float, default=0.5, help="LM weight alpha (default 0.5)")),
          ("--char-bonus", dict(type=float, default=0.0, help="score bonus beta per character "
-                                                             "(default 0)")))),
+                                                             "(default 0)")),
+         ("--word-lm-order", dict(type=int, default=0, help="with --beam: also a word n-gram LM "
+                                                            "of this order fitted on the train "
+                                                            "split")),
+         ("--word-lm-weight", dict(type=float, default=0.2, help="word LM weight (default 0.2)")),
+         ("--word-bonus", dict(type=float, default=1.0, help="score bonus per word, with the "
+                                                             "word LM (default 1)")),
+         ("--unknown-word-penalty", dict(type=float, default=20.0, help="subtracted from the "
+                                         "word LM's log-probability of a word outside its "
+                                         "vocabulary (default 20)")))),
 }
 
 

@@ -5,8 +5,9 @@
     report = evaluate(rec, data_dir, "test", out_dir=...)   # JSON report, see `evaluate`
 
 Decoding is greedy CTC (best class per frame, repeats merged, blanks dropped) unless a
-`BeamDecoder` is given (prefix beam search, optionally with a character n-gram language model
-fitted on the training split's texts: `emotive eval asr --beam 16 --lm-order 6`). Utterances of
+`BeamDecoder` is given (prefix beam search, optionally with character and word n-gram language
+models fitted on the training split's texts: `emotive eval asr --beam 16 --lm-order 6
+--word-lm-order 3`). Utterances of
 a split are read whole, sorted by length and padded to a few bucket lengths with a fixed
 batch size, so only a handful of shapes are ever compiled (`utterance_batches`).
 """
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from emotive.codecs.chars import ctc_greedy_texts, normalize_text
 from emotive.configs.asr import SAMPLE_RATE
 from emotive.errors import UserError
-from emotive.infer.ctc_decode import BeamDecoder, CharNgramLM
+from emotive.infer.ctc_decode import BeamDecoder, CharNgramLM, WordNgramLM, WordScoring
 from emotive.infer.loading import load_trained, run_split_eval
 from emotive.metrics.recognition import error_counts
 
@@ -220,18 +221,25 @@ def format_report(report: dict) -> str:
 
 
 def decoder_from_args(args, data_dir, dataset: str) -> BeamDecoder | None:
-    """The decoder that `--beam`, `--lm-order`, `--lm-weight` and `--char-bonus` ask for
-    (None: greedy). The language model is fitted on the training split of data_dir."""
-    if args.beam < 0 or args.lm_order < 0:
-        raise UserError("--beam and --lm-order must be >= 0 (0: greedy decoding, no LM)")
+    """The decoder that `--beam`, `--lm-order`, `--lm-weight`, `--char-bonus` and the
+    `--word-*` options ask for (None: greedy). The language models are fitted on the training
+    split of data_dir."""
+    if args.beam < 0 or args.lm_order < 0 or args.word_lm_order < 0:
+        raise UserError("--beam, --lm-order and --word-lm-order must be >= 0 (0: greedy "
+                        "decoding, no LM)")
     if args.beam == 0:
-        if args.lm_order:
-            raise UserError("--lm-order needs a beam search: add --beam N (e.g. 16)")
+        for flag, value in (("--lm-order", args.lm_order), ("--word-lm-order", args.word_lm_order)):
+            if value:
+                raise UserError(f"{flag} needs a beam search: add --beam N (e.g. 16)")
         return None
-    lm = None
-    if args.lm_order:
-        lm = CharNgramLM.fit(read_texts(data_dir, "train", dataset=dataset), args.lm_order)
-    return BeamDecoder(args.beam, lm, args.lm_weight, args.char_bonus)
+    texts = read_texts(data_dir, "train", dataset=dataset) if (
+        args.lm_order or args.word_lm_order) else []
+    lm = CharNgramLM.fit(texts, args.lm_order) if args.lm_order else None
+    words = None
+    if args.word_lm_order:
+        words = WordScoring(WordNgramLM.fit(texts, args.word_lm_order), args.word_lm_weight,
+                            args.word_bonus, args.unknown_word_penalty)
+    return BeamDecoder(args.beam, lm, args.lm_weight, args.char_bonus, words)
 
 
 def run_eval(kind: str, args) -> int:

@@ -9,9 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from emotive.codecs.chars import BLANK, VOCAB_SIZE, ctc_collapse, ctc_greedy_texts, decode, encode
+from emotive.codecs.chars import BLANK, SPACE, VOCAB_SIZE, ctc_collapse, ctc_greedy_texts, decode, encode
 from emotive.errors import UserError
-from emotive.infer.ctc_decode import CharNgramLM, prefix_beam_search
+from emotive.infer.ctc_decode import CharNgramLM, WordNgramLM, WordScoring, prefix_beam_search
 
 
 def _log_probs(rows: list[dict[str, float]], floor: float = -60.0) -> np.ndarray:
@@ -19,7 +19,7 @@ def _log_probs(rows: list[dict[str, float]], floor: float = -60.0) -> np.ndarray
     out = np.full((len(rows), VOCAB_SIZE), floor)
     for s, row in enumerate(rows):
         for c, p in row.items():
-            out[s, BLANK if c == '' else int(encode(c)[0])] = math.log(p)
+            out[s, BLANK if c == '' else SPACE if c == ' ' else int(encode(c)[0])] = math.log(p)
     return out
 
 
@@ -113,3 +113,52 @@ def test_bad_arguments_are_refused():
         prefix_beam_search(np.zeros((3, VOCAB_SIZE)), beam=0)
     with pytest.raises(UserError, match='log-probabilities'):
         prefix_beam_search(np.zeros((3, 5)))
+
+
+def test_the_word_model_is_witten_bell_over_words_with_an_unknown_class():
+    lm = WordNgramLM.fit(['the tea is hot', 'the tea is cold', 'a zorp'], order=2, min_count=2)
+    assert lm.vocabulary == {'the', 'tea', 'is'}  # words seen once are the unknown class
+    v = len(lm.vocabulary) + 2  # the words, the unknown class and the end
+    # after 'is': 'hot' and 'cold' (both unknown) twice, 1 type; without context the unknown
+    # class is 4 of 13 tokens (10 words and 3 ends) of 5 types
+    p_uni_unk = (4 + 5 / v) / (13 + 5)
+    assert math.isclose(lm.log_prob(['the', 'tea', 'is'], 'warm'),
+                        math.log((2 + 1 * p_uni_unk) / (2 + 1)))
+    for context in [(), ('the',), ('is',), ('never', 'seen')]:
+        total = sum(math.exp(lm.log_prob(context, w)) for w in
+                    sorted(lm.vocabulary) + [WordNgramLM.UNKNOWN, None])
+        assert math.isclose(total, 1.0, rel_tol=1e-9)
+    assert lm.log_prob_text('the tea is hot') > lm.log_prob_text('the the is hot')
+    with pytest.raises(UserError, match='min_count'):
+        WordNgramLM.fit(['a'], min_count=0)
+
+
+def _spelled(text: str, alternatives: dict[int, tuple[str, float]] | None = None,
+             p: float = 0.99) -> np.ndarray:
+    """Log-probs that spell text one character per slot with a blank slot between: each
+    character has probability p (the rest is blank), except that alternatives[i] = (other, q)
+    gives character i probability 1 - q and another character q."""
+    rows = []
+    for i, c in enumerate(text):
+        other, q = (alternatives or {}).get(i, ('', 1 - p))
+        rows += [{c: 1 - q, other: q}, {'': 1.0}]
+    return _log_probs(rows)
+
+
+def test_the_word_model_settles_what_the_characters_leave_open():
+    # "tee" is a little likelier in the audio; after "drink" the words say "tea"
+    log_probs = _spelled('drink tee', {8: ('a', 0.45)})
+    assert prefix_beam_search(log_probs, beam=8) == 'drink tee'
+    words = WordScoring(WordNgramLM.fit(['i drink tea', 'we drink tea', 'the golf tee',
+                                         'a tee shot'], order=2, min_count=1), 1.0, 0.0, 0.0)
+    assert prefix_beam_search(log_probs, beam=8, words=words) == 'drink tea'
+
+
+def test_a_clear_made_up_word_survives_the_word_model():
+    words = WordScoring(WordNgramLM.fit(['the cat sat', 'the dog sat'], order=2, min_count=1),
+                        0.2, 1.0, 20.0)
+    assert prefix_beam_search(_spelled('the zorp sat'), beam=8, words=words) == 'the zorp sat'
+    # but where the audio is torn between a known word and an unknown one, the known one wins
+    torn = _spelled('the dot sat', {6: ('g', 0.45)})
+    assert prefix_beam_search(torn, beam=8) == 'the dot sat'
+    assert prefix_beam_search(torn, beam=8, words=words) == 'the dog sat'

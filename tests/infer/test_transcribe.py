@@ -4,6 +4,8 @@ shapes, the eval reports on a built split, and `emotive transcribe` with a bad-i
 Checkpoints hold random weights written the way the trainer writes them, so these tests need
 no training (tests/train/test_speaker_asr_tasks.py trains the same presets)."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,9 +114,14 @@ def test_transcribe_command_and_bad_input(recognizer_dir, tmp_path, capsys):
 def test_asr_eval_with_a_beam_and_a_language_model(recognizer_dir, data_dir, tmp_path, capsys):
     args = ["eval", "asr", "--ckpt", str(recognizer_dir), "--data-dir", str(data_dir),
             "--split", "test", "--out", str(tmp_path)]
-    assert cli.main(args + ["--beam", "4", "--lm-order", "3", "--lm-weight", "0.7"]) == 0
-    report = (tmp_path / "report.json").read_text()
-    assert '"method": "prefix beam search"' in report and '"lm_order": 3' in report
+    assert cli.main(args + ["--beam", "4", "--lm-order", "3", "--lm-weight", "0.7",
+                            "--word-lm-order", "2", "--word-bonus", "0.5"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["decoding"] == {"method": "prefix beam search", "beam": 4, "lm_order": 3,
+                                  "lm_weight": 0.7, "char_bonus": 0.0, "word_lm_order": 2,
+                                  "word_lm_weight": 0.2, "word_bonus": 0.5,
+                                  "unknown_word_penalty": 20.0}
     assert "CER" in capsys.readouterr().out
-    assert cli.main(args + ["--lm-order", "3"]) == 2  # an LM without a beam
-    assert "--lm-order needs a beam search" in capsys.readouterr().err
+    for flag in ("--lm-order", "--word-lm-order"):  # a language model without a beam
+        assert cli.main(args + [flag, "3"]) == 2
+        assert f"{flag} needs a beam search" in capsys.readouterr().err
