@@ -196,8 +196,9 @@ def lexicon() -> AsrConfig:
 
     53 minutes on 2 CPU cores (1.6 steps a second). Point data.data_dir at the lexicon build.
     Issue 6's best figures continue this run: the same command with `--resume --set
-    train.steps=7000` (22 minutes more). Evaluate greedily, or with `emotive eval asr --beam 48
-    --lm-order 6 --lm-weight 0.5 --char-bonus 1.5` (settings chosen on the validation split).
+    train.steps=11000` (55 minutes more, in two legs here: to 7,000, then to 11,000). Evaluate
+    greedily, or with `emotive eval asr --beam 16 --lm-order 6 --lm-weight 0.4 --char-bonus 1.5
+    --word-lm-order 3` (settings chosen on the validation split).
     """
     cfg = wide()
     encoder = dataclasses.replace(cfg.model.encoder, time_masks=3)
