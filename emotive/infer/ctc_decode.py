@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Iterable
 
 import numpy as np
@@ -149,10 +149,7 @@ class WordNgramLM:
         if min_count < 1:
             raise UserError(f"the word model's min_count must be 1 or more, got {min_count}")
         sentences = [t.split() for t in _normalized(texts)]
-        seen: dict[str, int] = defaultdict(int)
-        for words in sentences:
-            for w in words:
-                seen[w] += 1
+        seen = Counter(w for words in sentences for w in words)
         vocabulary = {w for w, n in seen.items() if n >= min_count}
         pad = (_BOS,) * (order - 1)
         padded = (pad + tuple(w if w in vocabulary else cls.UNKNOWN for w in words) + (_EOS,)
