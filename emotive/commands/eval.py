@@ -57,11 +57,11 @@ EVALUATORS = {
                                                             "of this order fitted on the train "
                                                             "split")),
          ("--word-lm-weight", dict(type=float, default=0.2, help="word LM weight (default 0.2)")),
-         ("--word-bonus", dict(type=float, default=1.0, help="score bonus per word, with the "
-                                                             "word LM (default 1)")),
-         ("--unknown-word-penalty", dict(type=float, default=20.0, help="subtracted from the "
+         ("--word-bonus", dict(type=float, default=1.5, help="score bonus per word, with the "
+                                                             "word LM (default 1.5)")),
+         ("--unknown-word-penalty", dict(type=float, default=30.0, help="subtracted from the "
                                          "word LM's log-probability of a word outside its "
-                                         "vocabulary (default 20)")))),
+                                         "vocabulary (default 30)")))),
 }
 
 

@@ -196,9 +196,11 @@ def lexicon() -> AsrConfig:
 
     53 minutes on 2 CPU cores (1.6 steps a second). Point data.data_dir at the lexicon build.
     Issue 6's best figures continue this run: the same command with `--resume --set
-    train.steps=11000` (55 minutes more, in two legs here: to 7,000, then to 11,000). Evaluate
-    greedily, or with `emotive eval asr --beam 16 --lm-order 6 --lm-weight 0.4 --char-bonus 1.5
-    --word-lm-order 3` (settings chosen on the validation split).
+    train.steps=15000` (two hours more, in three legs here: to 7,000, 11,000 and 15,000; the
+    cosine schedule stretches to each new length, so the learning rate rises at each resume).
+    Evaluate greedily, or with `emotive eval asr --beam 32 --lm-order 6 --lm-weight 0.4
+    --char-bonus 1.5 --word-lm-order 3` (settings chosen on the validation split): clean test
+    CER 14.1% greedy, 9.45% with the beam and both language models.
     """
     cfg = wide()
     encoder = dataclasses.replace(cfg.model.encoder, time_masks=3)

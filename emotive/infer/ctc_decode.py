@@ -9,8 +9,8 @@ and can add a language model's opinion of each character it appends:
                     + the score of each whole word of prefix (see WordScoring)
 
     lm = CharNgramLM.fit(train_texts, order=6)
-    words = WordScoring(WordNgramLM.fit(train_texts, order=3), weight=0.2, bonus=1.0)
-    text = prefix_beam_search(log_probs_SxV, lm, beam=16, alpha=0.5, beta=1.5, words=words)
+    words = WordScoring(WordNgramLM.fit(train_texts, order=3), weight=0.2, bonus=1.5)
+    text = prefix_beam_search(log_probs_SxV, lm, beam=32, alpha=0.4, beta=1.5, words=words)
 
 The character model is an n-gram model with interpolated Witten-Bell smoothing over the
 recogniser's characters plus an end-of-text symbol, fitted on normalised training texts (never
@@ -198,8 +198,8 @@ class WordScoring:
 
     lm: WordNgramLM
     weight: float = 0.2
-    bonus: float = 1.0
-    unknown_penalty: float = 20.0
+    bonus: float = 1.5
+    unknown_penalty: float = 30.0
 
     def score(self, text: str, end: bool = False) -> float:
         """The score of text's last word (0 where text is empty or ends in a space), plus, if

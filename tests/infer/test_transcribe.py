@@ -120,7 +120,7 @@ def test_asr_eval_with_a_beam_and_a_language_model(recognizer_dir, data_dir, tmp
     assert report["decoding"] == {"method": "prefix beam search", "beam": 4, "lm_order": 3,
                                   "lm_weight": 0.7, "char_bonus": 0.0, "word_lm_order": 2,
                                   "word_lm_weight": 0.2, "word_bonus": 0.5,
-                                  "unknown_word_penalty": 20.0}
+                                  "unknown_word_penalty": 30.0}
     assert "CER" in capsys.readouterr().out
     for flag in ("--lm-order", "--word-lm-order"):  # a language model without a beam
         assert cli.main(args + [flag, "3"]) == 2
