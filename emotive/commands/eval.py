@@ -17,6 +17,8 @@ import argparse
 import dataclasses
 import importlib
 
+from emotive.infer.ctc_decode import WordScoring
+
 
 @dataclasses.dataclass(frozen=True)
 class Evaluator:
@@ -25,6 +27,8 @@ class Evaluator:
     # Extra options beside the common ones: (flag, argparse keyword arguments).
     options: tuple[tuple[str, dict], ...] = ()
 
+
+_WORDS = WordScoring(lm=None)  # the word-LM defaults the asr options show
 
 EVALUATORS = {
     "codec": Evaluator("emotive.infer.codec_eval", "speech codec: PESQ (NB, WB), STOI, mel "
@@ -56,12 +60,14 @@ EVALUATORS = {
          ("--word-lm-order", dict(type=int, default=0, help="with --beam: also a word n-gram LM "
                                                             "of this order fitted on the train "
                                                             "split")),
-         ("--word-lm-weight", dict(type=float, default=0.2, help="word LM weight (default 0.2)")),
-         ("--word-bonus", dict(type=float, default=1.5, help="score bonus per word, with the "
-                                                             "word LM (default 1.5)")),
-         ("--unknown-word-penalty", dict(type=float, default=30.0, help="subtracted from the "
-                                         "word LM's log-probability of a word outside its "
-                                         "vocabulary (default 30)")))),
+         ("--word-lm-weight", dict(type=float, default=_WORDS.weight,
+                                   help="word LM weight (default %(default)s)")),
+         ("--word-bonus", dict(type=float, default=_WORDS.bonus, help="score bonus per word, "
+                               "with the word LM (default %(default)s)")),
+         ("--unknown-word-penalty", dict(type=float, default=_WORDS.unknown_penalty,
+                                         help="subtracted from the word LM's log-probability "
+                                         "of a word outside its vocabulary (default "
+                                         "%(default)s)")))),
 }
 
 
