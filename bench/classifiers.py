@@ -28,7 +28,6 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SAMPLE_RATE = 16000
 
 
 def pin_threads(threads: int) -> None:
@@ -67,6 +66,7 @@ def bench_model(name: str, preset: str, seconds: float, batches, repeats: int) -
     from flax import nnx
 
     from emotive import configs
+    from emotive.configs.common import SAMPLE_RATE
 
     experiment, build, forward = builders()[name]
     cfg = configs.load(experiment, preset)

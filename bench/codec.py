@@ -25,9 +25,8 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from emotive import configs  # noqa: E402
+from emotive.configs.common import SAMPLE_RATE  # noqa: E402
 from emotive.infer import codec as codec_lib  # noqa: E402
-
-SAMPLE_RATE = 16000
 
 
 def make_codec(args) -> codec_lib.LoadedCodec:

@@ -10,7 +10,7 @@ compare with `--threads 1` there, or better on an idle machine.
 
 One small Llama with a Llasa-style vocabulary (256 text ids + 8 specials + `--codes` speech
 codes) is built in transformers with random weights, saved as safetensors and imported with
-`emotive.infer.hf.import_hf_llama`, so both sides run the same weights. For each batch size
+`emotive.hub.hf_llama.import_hf_llama`, so both sides run the same weights. For each batch size
 both sample `--new` tokens after `--prompt`-token prompts with the same settings
 (temperature 0.8, top-k 50, top-p 0.95, repetition penalty 1.2, no stop token, so every row
 makes exactly `--new` tokens; transformers also gets min_new_tokens). Ours is
@@ -67,7 +67,7 @@ def build(args, workdir: pathlib.Path):
     import torch
     import transformers
 
-    from emotive.infer.hf import import_hf_llama
+    from emotive.hub.hf_llama import import_hf_llama
 
     cfg = transformers.LlamaConfig(
         vocab_size=TEXT + SPECIALS + args.codes, hidden_size=args.hidden,

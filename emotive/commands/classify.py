@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from emotive.codecs.audio import load_audio
-    from emotive.infer.emotion import MIN_SECONDS, SAMPLE_RATE, load_emotion_model
+    from emotive.configs.common import SAMPLE_RATE
+    from emotive.infer.emotion import MIN_SECONDS, load_emotion_model
 
     for path in args.inputs:  # check every file before the model loads
         load_audio(path, SAMPLE_RATE, normalize_loudness=False, min_seconds=MIN_SECONDS)

@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"encoded {len(table['id'])} clips ({seconds:.1f} s, {table['codes'].size} codes) "
               f"of {args.dataset}/{args.split} -> {args.out}")
         return 0
-    from emotive.infer import codec_eval
+    from emotive.commands.eval import run_split_eval
 
-    return codec_eval.run_eval("codec", args, codec)
+    return run_split_eval("codec", args, codec)
 
 
 def _encode(codec, args) -> int:

@@ -58,7 +58,7 @@ def convert_hf_llama(src: str | pathlib.Path, out: str | pathlib.Path,
     import numpy as np
     from flax import nnx
 
-    from emotive.infer.hf import import_hf_llama
+    from emotive.hub.hf_llama import import_hf_llama
     from emotive.train.checkpoint import Checkpointer
 
     model, info = import_hf_llama(src, dtype=like.model.param_dtype,

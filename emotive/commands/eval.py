@@ -5,77 +5,57 @@ model on a held-out split and write a JSON report (and plots) beside its checkpo
     emotive eval ser --ckpt runs/ser-base --data-dir DATA_DIR --split test
     emotive eval student --ckpt runs/student-base --split test [--teacher runs/ser-base]
 
-Each KIND is one entry of `EVALUATORS`: the module that evaluates it, a help line and the
-options it takes beside the common ones. The module defines `run_eval(kind, args) -> int`
-and is imported only when its KIND runs. To add an evaluation (speaker, asr, codec, ...),
-add one entry here and `run_eval` in your module.
+Every family of `emotive.registry.FAMILIES` with an evaluator is a KIND: its predictor is
+loaded from --ckpt and its evaluator module's `evaluate` and `format_report` run. This
+module holds only the argparse side: the options a kind takes beside the common ones
+(`OPTIONS`) and, for kinds that need more than one model, how to load them (`_RUNNERS`).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import importlib
+import functools
 
-from emotive.infer.ctc_decode import WordScoring
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluator:
-    module: str
-    help: str
-    # Extra options beside the common ones: (flag, argparse keyword arguments).
-    options: tuple[tuple[str, dict], ...] = ()
-
+from emotive import registry
+from emotive.errors import UserError
+from emotive.infer.ctc_decode import BeamDecoder, CharNgramLM, WordNgramLM, WordScoring
 
 _WORDS = WordScoring(lm=None)  # the word-LM defaults the asr options show
 
-EVALUATORS = {
-    "codec": Evaluator("emotive.infer.codec_eval", "speech codec: PESQ (NB, WB), STOI, mel "
-                       "distance, SI-SDR, codebook usage on held-out speakers; spectrogram PNG"),
-    "tts": Evaluator(
-        "emotive.infer.tts_eval", "TTS LM judged by the recognisers: CER of originals, codec "
-        "resynthesis and TTS output; emotion accuracy of the TTS output per emotion",
-        (("--codec", dict(default=None, help="codec run dir (required)")),
-         ("--asr", dict(default=None, help="asr run dir (required)")),
-         ("--ser", dict(default=None, help="ser run dir (required)")))),
-    "ser": Evaluator("emotive.infer.ser_eval", "speech emotion model: UAR over 8 emotions, "
-                     "per-class recall, accuracy, CCC per A/D/V dimension, per condition"),
-    "student": Evaluator(
-        "emotive.infer.ser_eval", "distilled emotion student: CCC against its teacher and "
-        "the labels per dimension and condition, parameter count",
-        (("--teacher", dict(default=None, help="teacher run dir (default: the student "
-                                               "config's teacher.ckpt)")),)),
-    "speaker": Evaluator("emotive.infer.speaker_eval", "speaker encoder: EER of cosine scores "
-                         "over all utterance pairs, per condition and clean vs condition"),
-    "asr": Evaluator(
-        "emotive.infer.asr_eval", "CTC recogniser: corpus CER and WER (greedy decoding, or "
-        "prefix beam search with --beam), normalised text, per condition",
-        (("--beam", dict(type=int, default=0, help="prefix beam width (default 0: greedy)")),
-         ("--lm-order", dict(type=int, default=0, help="with --beam: a character n-gram LM of "
-                                                       "this order fitted on the train split")),
-         ("--lm-weight", dict(type=float, default=0.5, help="LM weight alpha (default 0.5)")),
-         ("--char-bonus", dict(type=float, default=0.0, help="score bonus beta per character "
-                                                             "(default 0)")),
-         ("--word-lm-order", dict(type=int, default=0, help="with --beam: also a word n-gram LM "
-                                                            "of this order fitted on the train "
-                                                            "split")),
-         ("--word-lm-weight", dict(type=float, default=_WORDS.weight,
-                                   help="word LM weight (default %(default)s)")),
-         ("--word-bonus", dict(type=float, default=_WORDS.bonus, help="score bonus per word, "
-                               "with the word LM (default %(default)s)")),
-         ("--unknown-word-penalty", dict(type=float, default=_WORDS.unknown_penalty,
-                                         help="subtracted from the word LM's log-probability "
-                                         "of a word outside its vocabulary (default "
-                                         "%(default)s)")))),
+# Extra options per kind beside the common ones: (flag, argparse keyword arguments).
+OPTIONS: dict[str, tuple[tuple[str, dict], ...]] = {
+    "tts": (("--codec", dict(default=None, help="codec run dir (required)")),
+            ("--asr", dict(default=None, help="asr run dir (required)")),
+            ("--ser", dict(default=None, help="ser run dir (required)"))),
+    "student": (("--teacher", dict(default=None, help="teacher run dir (default: the student "
+                                                       "config's teacher.ckpt)")),),
+    "asr": (
+        ("--beam", dict(type=int, default=0, help="prefix beam width (default 0: greedy)")),
+        ("--lm-order", dict(type=int, default=0, help="with --beam: a character n-gram LM of "
+                                                      "this order fitted on the train split")),
+        ("--lm-weight", dict(type=float, default=0.5, help="LM weight alpha (default 0.5)")),
+        ("--char-bonus", dict(type=float, default=0.0, help="score bonus beta per character "
+                                                            "(default 0)")),
+        ("--word-lm-order", dict(type=int, default=0, help="with --beam: also a word n-gram LM "
+                                                           "of this order fitted on the train "
+                                                           "split")),
+        ("--word-lm-weight", dict(type=float, default=_WORDS.weight,
+                                  help="word LM weight (default %(default)s)")),
+        ("--word-bonus", dict(type=float, default=_WORDS.bonus, help="score bonus per word, "
+                              "with the word LM (default %(default)s)")),
+        ("--unknown-word-penalty", dict(type=float, default=_WORDS.unknown_penalty,
+                                        help="subtracted from the word LM's log-probability "
+                                        "of a word outside its vocabulary (default "
+                                        "%(default)s)"))),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True,
                                 parser_class=type(parser))
-    for kind, ev in EVALUATORS.items():
-        p = sub.add_parser(kind, help=ev.help, description=ev.help)
+    for kind in registry.with_part("evaluator"):
+        help_text = registry.family(kind).eval_help
+        p = sub.add_parser(kind, help=help_text, description=help_text)
         p.add_argument("--ckpt", required=True,
                        help="training workdir (newest checkpoint), its checkpoints/ or a step dir")
         p.add_argument("--data-dir", default=None,
@@ -88,14 +68,103 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--limit", type=int, default=None, help="evaluate only this many clips")
         p.add_argument("--out", default=None,
                        help="report folder (default: RUN_DIR/eval-KIND-SPLIT-STEP)")
-        for flag, kwargs in ev.options:
+        for flag, kwargs in OPTIONS.get(kind, ()):
             p.add_argument(flag, **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:
-    from emotive.errors import UserError
-
     if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         raise UserError("--batch-size and --limit must be >= 1")
-    module = importlib.import_module(EVALUATORS[args.kind].module)
-    return module.run_eval(args.kind, args)
+    return _RUNNERS.get(args.kind, run_split_eval)(args.kind, args)
+
+
+def run_split_eval(kind: str, args, predictor=None, evaluate=None) -> int:
+    """The body of `emotive eval KIND` for one loaded model on one split: load the family's
+    predictor (unless given), evaluate, print the report and where it was written."""
+    from emotive.evals.common import eval_dir
+
+    evaluator = registry.module(kind, "evaluator")
+    predictor = predictor or registry.load_predictor(kind, args.ckpt)
+    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, predictor.step)
+    report = (evaluate or evaluator.evaluate)(
+        predictor, args.data_dir or predictor.cfg.data.data_dir, args.split,
+        dataset=args.dataset, batch_size=args.batch_size, limit=args.limit, out_dir=out_dir)
+    print(evaluator.format_report(report))
+    print(f"report: {out_dir}/report.json")
+    return 0
+
+
+def decoder_from_args(args, data_dir, dataset: str) -> BeamDecoder | None:
+    """The decoder that `--beam`, `--lm-order`, `--lm-weight`, `--char-bonus` and the
+    `--word-*` options ask for (None: greedy). The language models are fitted on the training
+    split of data_dir."""
+    from emotive.data.pipeline import split_texts
+
+    if args.beam < 0 or args.lm_order < 0 or args.word_lm_order < 0:
+        raise UserError("--beam, --lm-order and --word-lm-order must be >= 0 (0: greedy "
+                        "decoding, no LM)")
+    if args.beam == 0:
+        for flag, value in (("--lm-order", args.lm_order), ("--word-lm-order", args.word_lm_order)):
+            if value:
+                raise UserError(f"{flag} needs a beam search: add --beam N (e.g. 16)")
+        return None
+    texts = split_texts(data_dir, dataset, "train") if (
+        args.lm_order or args.word_lm_order) else []
+    lm = CharNgramLM.fit(texts, args.lm_order) if args.lm_order else None
+    words = None
+    if args.word_lm_order:
+        words = WordScoring(WordNgramLM.fit(texts, args.word_lm_order), args.word_lm_weight,
+                            args.word_bonus, args.unknown_word_penalty)
+    return BeamDecoder(args.beam, lm, args.lm_weight, args.char_bonus, words)
+
+
+def _run_asr(kind: str, args) -> int:
+    from emotive.evals import asr
+
+    rec = registry.load_predictor("asr", args.ckpt)
+    decoder = decoder_from_args(args, args.data_dir or rec.cfg.data.data_dir, args.dataset)
+    return run_split_eval(kind, args, rec, functools.partial(asr.evaluate, decoder=decoder))
+
+
+def _run_student(kind: str, args) -> int:
+    from emotive.evals import emotion
+    from emotive.infer.emotion import EmotionPredictor
+
+    student = EmotionPredictor.load(args.ckpt, ("student",))
+    teacher_ckpt = args.teacher or student.cfg.teacher.ckpt
+    if not teacher_ckpt:
+        raise UserError("the student's config names no teacher; pass --teacher DIR")
+    teacher = EmotionPredictor.load(teacher_ckpt, ("ser",))
+    return run_split_eval(kind, args, student,
+                          functools.partial(emotion.evaluate, teacher=teacher))
+
+
+def _run_ser(kind: str, args) -> int:
+    from emotive.infer.emotion import EmotionPredictor
+
+    return run_split_eval(kind, args, EmotionPredictor.load(args.ckpt, ("ser",)))
+
+
+def _run_tts(kind: str, args) -> int:
+    """`emotive eval tts`: needs --codec, --asr and --ser beside --ckpt."""
+    from emotive.evals import tts
+    from emotive.evals.common import eval_dir
+
+    for flag in ("codec", "asr", "ser"):
+        if not getattr(args, flag):
+            raise UserError(f"emotive eval tts needs --{flag} RUN_DIR (see --help)")
+    lm = registry.load_predictor("tts", args.ckpt)
+    emotion_model = registry.predictor_class("ser").load(args.ser, ("ser",))
+    codec = registry.load_predictor("codec", args.codec)
+    recognizer = registry.load_predictor("asr", args.asr)
+    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, lm.step)
+    report = tts.evaluate(lm, codec, recognizer, emotion_model,
+                          args.data_dir or codec.cfg.data.data_dir, args.split,
+                          dataset=args.dataset, limit=args.limit or 48, out_dir=out_dir,
+                          batch_size=args.batch_size)
+    print(tts.format_report(report))
+    print(f"report: {out_dir}/report.json")
+    return 0
+
+
+_RUNNERS = {"asr": _run_asr, "student": _run_student, "ser": _run_ser, "tts": _run_tts}

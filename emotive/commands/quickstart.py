@@ -160,7 +160,7 @@ def speak(work: pathlib.Path, corpus: pathlib.Path, emotions, count: int, seed: 
 
 
 def write_report(work: pathlib.Path, samples: list, times: dict) -> None:
-    from emotive.infer.codec_eval import plot_mel_grid
+    from emotive.evals.common import plot_mel_grid
 
     sr = 16000
     by_text: dict[str, list] = {}

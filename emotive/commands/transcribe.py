@@ -26,18 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from emotive.codecs.audio import load_audio
-    from emotive.configs.asr import SAMPLE_RATE
-    from emotive.infer.asr_eval import load_recognizer, utterance_batches
+    from emotive.configs.common import SAMPLE_RATE
+    from emotive.infer.asr import load_recognizer
+    from emotive.infer.predictor import pad_rows
 
     # Read and check every file before loading the model, so bad input fails fast.
     audios = [load_audio(path, SAMPLE_RATE, min_seconds=args.min_seconds,
                          max_seconds=args.max_seconds) for path in args.inputs]
     rec = load_recognizer(args.ckpt)
-    texts = [""] * len(audios)
-    # A fixed batch of 8 rows (padding rows are silent): one compiled shape per bucket.
-    for idx, audio, lengths in utterance_batches(audios, batch_size=8):
-        for i, text in zip(idx, rec.transcribe(audio, lengths)):
-            texts[i] = text
+    texts = []
+    # Batches of 8 (the recogniser pads each to a bucket length: a few compiled shapes).
+    for start in range(0, len(audios), 8):
+        texts += rec.transcribe(*pad_rows(audios[start:start + 8]))
     if len(texts) == 1:
         print(texts[0])
     else:

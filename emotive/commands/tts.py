@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from emotive.codecs.audio import save_audio
-    from emotive.codecs.text import check_text
+    from emotive.codecs.sentences import check_text
     from emotive.configs.codec import SAMPLE_RATE
     from emotive.errors import UserError
     from emotive.infer.codec import load_codec

@@ -5,27 +5,18 @@
 
 from __future__ import annotations
 
-import importlib
-
+from emotive import registry
 from emotive.configs import base
 from emotive.errors import UserError
 
-# Experiment name -> module under emotive.configs. Add a line here for a new experiment.
-EXPERIMENTS = {
-    "toy_lm": "emotive.configs.toy_lm",
-    "codec": "emotive.configs.codec",
-    "speaker": "emotive.configs.speaker",
-    "asr": "emotive.configs.asr",
-    "ser": "emotive.configs.ser",
-    "student": "emotive.configs.student",
-    "tts": "emotive.configs.tts",
-}
+# Every family's config, by name (the one table is emotive.registry.FAMILIES).
+EXPERIMENTS = tuple(registry.FAMILIES)
 
 
 def presets(name: str) -> dict:
-    if name not in EXPERIMENTS:
+    if name not in registry.FAMILIES:
         raise UserError(f"unknown config '{name}'; available: {', '.join(sorted(EXPERIMENTS))}")
-    return importlib.import_module(EXPERIMENTS[name]).PRESETS
+    return registry.module(name, "config").PRESETS
 
 
 def load(name: str, preset: str = "tiny", overrides: list[str] | None = None):

@@ -14,10 +14,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from emotive.configs.common import MeshConfig, OptimConfig, TrainConfig, TransformerConfig
+from emotive.configs.common import (SAMPLE_RATE, MeshConfig, OptimConfig, TrainConfig,
+                                    TransformerConfig)
 from emotive.errors import UserError
-
-SAMPLE_RATE = 16000
 
 
 def encoder_transformer(num_layers: int, d_model: int, num_heads: int,
@@ -61,7 +60,6 @@ class MelEncoderConfig:
         return self.hop * math.prod(self.strides)
 
     def validate(self) -> None:
-        self.transformer.validate()
         if self.transformer.causal:
             raise UserError("model.encoder.transformer.causal must be false: the encoder sees "
                             "the whole utterance")
@@ -97,7 +95,6 @@ class AsrModelConfig:
         return self.encoder.frame_samples / self.upsample
 
     def validate(self) -> None:
-        self.encoder.validate()
         if self.upsample < 1:
             raise UserError(f"model.upsample must be >= 1, got {self.upsample}")
 
@@ -136,9 +133,6 @@ class AsrConfig:
     train: TrainConfig = TrainConfig()
 
     def validate(self) -> None:
-        self.model.validate()
-        self.optim.validate()
-        self.train.validate()
         d = self.data
         if d.row_seconds <= 0 or d.records_per_row <= 0 or d.max_labels < 1:
             raise UserError("data.row_seconds, data.records_per_row and data.max_labels must "

@@ -4,6 +4,12 @@ Every experiment config is a tree of frozen dataclasses. Users change it from
 the command line with `--set model.num_layers=4 optim.lr=3e-4`; each value is
 parsed according to the field's declared type, and unknown keys or values of
 the wrong type raise `UserError` with the list of valid keys.
+
+Configs check themselves: `check(cfg)` calls the `validate()` of every section in the tree
+(nested dataclasses, also those inside tuples), innermost first, then the config's own.
+`apply_overrides` (so every `configs.load`) and `from_dict` (every checkpoint's config) end
+with it, so a section's `validate()` holds its own checks only and an experiment's holds only
+the checks that span sections; none calls another's by hand.
 """
 
 from __future__ import annotations
@@ -139,21 +145,46 @@ def override(cfg: Any, key: str, text: str, _prefix: str = "") -> Any:
     return dataclasses.replace(cfg, **{head: value})
 
 
+def check(cfg: Any) -> Any:
+    """Validates the whole config tree bottom-up and returns `cfg`.
+
+    Walks every nested dataclass (fields, and the items of tuple fields) depth first and
+    calls each node's own `validate()` after its children's, so a section's checks run
+    whether or not any parent mentions it, and a parent's cross-section checks see valid
+    sections. Raises the first `UserError` a `validate()` raises.
+    """
+    if isinstance(cfg, tuple):
+        for item in cfg:
+            check(item)
+        return cfg
+    if not is_config(cfg):
+        return cfg
+    for f in dataclasses.fields(cfg):
+        check(getattr(cfg, f.name))
+    validate = getattr(cfg, "validate", None)
+    if callable(validate):
+        validate()
+    return cfg
+
+
 def apply_overrides(cfg: Any, assignments: list[str]) -> Any:
-    """Applies ['a.b=1', 'c=x', ...] in order; each must have the form key=value."""
+    """Applies ['a.b=1', 'c=x', ...] in order (each must have the form key=value), then
+    `check`s the result; with no assignments it just checks `cfg` (a preset's output)."""
     for item in assignments:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"bad --set item '{item}': expected key=value, e.g. model.num_layers=4")
         cfg = override(cfg, key.strip(), text.strip())
-    validate = getattr(cfg, "validate", None)
-    if validate is not None:
-        validate()
-    return cfg
+    return check(cfg)
 
 
 def from_dict(cls: type, data: dict) -> Any:
-    """Rebuilds a config of class `cls` from `to_dict` output (checkpoint JSON)."""
+    """Rebuilds a config of class `cls` from `to_dict` output (checkpoint JSON) and
+    `check`s it, so a hand-edited or stale config fails here with the section's message."""
+    return check(_from_dict(cls, data))
+
+
+def _from_dict(cls: type, data: dict) -> Any:
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
@@ -162,12 +193,21 @@ def from_dict(cls: type, data: dict) -> Any:
         value = data[f.name]
         tp, _ = _strip_optional(hints[f.name])
         if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-            value = from_dict(tp, value)
+            value = _from_dict(tp, value)
         elif typing.get_origin(tp) is tuple and isinstance(value, list):
-            value = tuple(value)
+            value = tuple(_from_dict(t, v) if dataclasses.is_dataclass(t) and isinstance(v, dict)
+                          else v for t, v in zip(_tuple_item_types(tp, len(value)), value))
         kwargs[f.name] = value
     unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
     if unknown:
         raise UserError(f"config JSON has keys {sorted(unknown)} unknown to {cls.__name__}; "
                         "was it written by a newer version of emotive?")
     return cls(**kwargs)
+
+
+def _tuple_item_types(tp: Any, n: int) -> list[Any]:
+    """The declared type of each of n items of a tuple type (tuple[X, ...] or tuple[X, Y])."""
+    args = typing.get_args(tp)
+    if len(args) == 2 and args[1] is Ellipsis:
+        return [args[0]] * n
+    return list(args[:n]) + [Any] * (n - len(args))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from emotive.configs.common import TransformerConfig
+from emotive.configs.common import SAMPLE_RATE, TransformerConfig
 from emotive.errors import UserError
 
 
@@ -75,6 +75,8 @@ class Wav2Vec2Config:
             raise UserError(f"feat_extract_norm must be 'layer' or 'group', "
                             f"got {self.feat_extract_norm!r}")
         t = self.transformer
+        # Chained by hand (base.check would run it too): the models and the Hugging Face
+        # importer validate a Wav2Vec2Config of their own, outside any experiment config.
         t.validate()
         if t.d_model % self.pos_conv_groups:
             raise UserError(f"transformer.d_model={t.d_model} must be a multiple of "
@@ -96,7 +98,7 @@ class Wav2Vec2Config:
 class Wav2SmallConfig:
     """The Wav2Small student: fixed log-mel front end, a VGG-like 2-D conv stack, A/D/V out."""
 
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     n_fft: int = 64  # periodic Hann DFT, applied as a fixed strided conv (no centre padding)
     hop: int = 32
     n_mels: int = 26

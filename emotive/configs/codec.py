@@ -14,10 +14,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from emotive.configs.common import MeshConfig, OptimConfig, TrainConfig, TransformerConfig
+from emotive.configs.common import (SAMPLE_RATE, MeshConfig, OptimConfig, TrainConfig,
+                                    TransformerConfig)
 from emotive.errors import UserError
 
-SAMPLE_RATE = 16000
 # FSQ levels per latent dim: the FSQ paper's choice for about 2^16 codes (64,000), and
 # X-codec2's (4,) * 8 = 65,536. emotive.codecs.fsq checks any other choice.
 DEFAULT_LEVELS = (8, 8, 8, 5, 5, 5)
@@ -58,8 +58,6 @@ class CodecModelConfig:
         if not levels or min(levels) < 2 or math.prod(levels) > 2**31 - 1:
             raise UserError(f"model.fsq_levels must be ints >= 2 whose product fits int32 "
                             f"indices, got {levels}; e.g. 8,8,8,5,5,5")
-        self.encoder.validate()
-        self.decoder.validate()
         if len(self.channels) != len(self.strides) + 1:
             raise UserError(f"model.channels needs one more entry than model.strides "
                             f"({len(self.strides) + 1}), got {len(self.channels)}")
@@ -159,12 +157,6 @@ class CodecConfig:
     train: TrainConfig = TrainConfig()
 
     def validate(self) -> None:
-        self.model.validate()
-        self.disc.validate()
-        self.loss.validate()
-        self.semantic.validate()
-        self.optim.validate()
-        self.train.validate()
         if self.data.crop_seconds <= 0:
             raise UserError(f"data.crop_seconds must be positive, got {self.data.crop_seconds}")
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from emotive.errors import UserError
 
+SAMPLE_RATE = 16000  # Hz, every audio model and corpus
+
 
 @dataclasses.dataclass(frozen=True)
 class TransformerConfig:

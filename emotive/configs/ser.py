@@ -13,10 +13,9 @@ from __future__ import annotations
 import dataclasses
 
 from emotive.configs.classifiers import EmotionHeadConfig, Wav2Vec2Config, wav2vec2_transformer
-from emotive.configs.common import MeshConfig, OptimConfig, TrainConfig
+from emotive.configs.common import SAMPLE_RATE, MeshConfig, OptimConfig, TrainConfig
 from emotive.errors import UserError
 
-SAMPLE_RATE = 16000
 NUM_EMOTIONS = 8  # emotive.data.emotions.EMOTIONS; configs do not import data/
 
 
@@ -82,15 +81,10 @@ class SerConfig:
     train: TrainConfig = TrainConfig()
 
     def validate(self) -> None:
-        self.model.validate()
         if self.model.head.num_emotions != NUM_EMOTIONS or self.model.head.num_adv != 3:
             raise UserError(f"model.head must have num_emotions={NUM_EMOTIONS} and num_adv=3 "
                             f"(the corpus labels), got {self.model.head.num_emotions} and "
                             f"{self.model.head.num_adv}")
-        self.data.validate()
-        self.loss.validate()
-        self.optim.validate()
-        self.train.validate()
 
 
 def _encoder(conv_dim, conv_kernel, conv_stride, *, d_model: int, num_heads: int, mlp_dim: int,

@@ -61,15 +61,10 @@ class StudentConfig:
         return self.model.outputs == 3 + NUM_EMOTIONS
 
     def validate(self) -> None:
-        self.model.validate()
         if self.model.outputs not in (3, 3 + NUM_EMOTIONS):
             raise UserError(f"model.outputs must be 3 (arousal, dominance, valence) or "
                             f"{3 + NUM_EMOTIONS} (plus {NUM_EMOTIONS} emotion logits), "
                             f"got {self.model.outputs}")
-        self.data.validate()
-        self.loss.validate()
-        self.optim.validate()
-        self.train.validate()
 
 
 def tiny() -> StudentConfig:

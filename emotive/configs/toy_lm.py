@@ -42,9 +42,6 @@ class ToyLMConfig:
     train: TrainConfig = TrainConfig()
 
     def validate(self) -> None:
-        self.model.validate()
-        self.optim.validate()
-        self.train.validate()
         if not 1 <= self.data.min_len <= self.data.max_len:
             raise UserError("data.min_len must be between 1 and data.max_len")
 

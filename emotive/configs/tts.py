@@ -74,9 +74,6 @@ class TTSConfig:
     train: TrainConfig = TrainConfig()
 
     def validate(self) -> None:
-        self.model.validate()
-        self.optim.validate()
-        self.train.validate()
         v, d = self.vocab, self.data
         if v.tokenizer_json and v.text_vocab_size <= 0:
             raise UserError("vocab.tokenizer_json needs vocab.text_vocab_size (the tokenizer's "

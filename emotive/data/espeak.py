@@ -26,9 +26,11 @@ import sys
 import threading
 from pathlib import Path
 
+from emotive.configs.common import SAMPLE_RATE  # what Synthesizer.synth returns
 from emotive.errors import UserError
 
-SAMPLE_RATE = 16_000  # what Synthesizer.synth returns
+# synth() resamples eSpeak's native rate to SAMPLE_RATE; the docstrings here say 16 kHz.
+assert SAMPLE_RATE == 16_000, SAMPLE_RATE
 
 # Values from espeak-ng's speak_lib.h.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2

@@ -39,6 +39,7 @@ import numpy as np
 from emotive.data.emotions import EMOTIONS
 from emotive.errors import UserError
 from emotive.data.input import local_batch_size, make_iterator
+from emotive.data.tfds_io import open_split
 
 # Stand-in for "forever": grain wants a finite plan to index, this many epochs never run out.
 _FOREVER_EPOCHS = 2**31
@@ -249,3 +250,48 @@ def bucket_batches(source, num_samples: np.ndarray | None = None, *, buckets: Se
     return make_iterator(plan, global_batch_size=1, seed=seed, shuffle=False, num_epochs=1,
                          random_transform=load, batch_fn=lambda items: items[0],
                          prefetch_threads=prefetch_threads)
+
+
+def split_buckets(num_samples: np.ndarray, unit: int) -> tuple[int, ...]:
+    """Bucket lengths for whole clips: `unit` doubling up to the longest clip, which is the
+    last bucket (rounded up to a whole unit), so jit sees a handful of shapes."""
+    longest = int(np.max(num_samples)) if len(num_samples) else unit
+    buckets, size = [], unit
+    while size < longest:
+        buckets.append(size)
+        size *= 2
+    return tuple(buckets) + (-(-longest // unit) * unit,)
+
+
+def whole_clip_batches(data_dir, dataset: str, split: str, *, batch_size: int,
+                       unit: int = 16000):
+    """Every clip of a built split whole and in order, once: the one split reader of every
+    evaluation and split encoder. Yields the batches of `bucket_batches` (padded to
+    `split_buckets(..., unit)`; the last batch's empty rows have example_mask False); the
+    iterator is closed when the caller stops early. UserError for an empty split."""
+    opened = open_split(data_dir, dataset, split)
+    if not len(opened.source):
+        raise UserError(f"split {split!r} of {dataset} under {data_dir} has no clips to "
+                        "evaluate")
+    batches = bucket_batches(opened.source, opened.num_samples,
+                             buckets=split_buckets(opened.num_samples, unit),
+                             global_batch_size=batch_size, seed=0, shuffle=False, num_epochs=1,
+                             drop_remainder=False, speakers=opened.speakers)
+    try:
+        yield from batches
+    finally:
+        batches.close()
+
+
+def split_speakers(data_dir, dataset: str, split: str) -> tuple[str, ...]:
+    """The sorted speaker names of a built split (what batch["speaker"] indexes)."""
+    return open_split(data_dir, dataset, split).speakers
+
+
+def split_texts(data_dir, dataset: str, split: str) -> list[str]:
+    """The transcript of every record of a built split (e.g. to fit a language model)."""
+    source = open_split(data_dir, dataset, split).source
+    texts = [_text(source[i].get("text", "")) for i in range(len(source))]
+    if not any(texts):
+        raise UserError(f"{dataset}/{split} under {data_dir} holds no transcripts")
+    return texts

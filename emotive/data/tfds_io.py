@@ -36,9 +36,9 @@ from typing import Any, Iterator
 import numpy as np
 import soundfile as sf
 
+from emotive.configs.common import SAMPLE_RATE
 from emotive.errors import UserError
 
-SAMPLE_RATE = 16000
 REPORT_FILE = "build_report.json"
 INDEX_FILE = "split_index.json"
 # Files listed per reason when a report is printed (the JSON lists all of them).

@@ -12,8 +12,6 @@ Bad input (missing files, silence, foreign arrays, out-of-range codes) raises Us
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import pathlib
 from typing import Iterator
 
@@ -26,36 +24,47 @@ from emotive.codecs.audio import load_audio
 from emotive.configs import base
 from emotive.configs.codec import SAMPLE_RATE, CodecConfig
 from emotive.data.encoded import load_encoded, save_encoded  # noqa: F401 (the table's I/O)
+from emotive.data.pipeline import split_speakers, whole_clip_batches
 from emotive.errors import UserError
+from emotive.infer.predictor import Predictor, bucket_length
 from emotive.models.codec import Codec
 from emotive.train.checkpoint import latest_step_dir, read_config, restore_params
 
+DECODE_UNIT = 25  # frames (0.5 s): decode pads its code axis to bucket lengths of this
 
-@functools.partial(jax.jit, static_argnums=0)
-def _encode(graphdef, state, audio_BxT, lengths_B):
-    _, indices, mask = nnx.merge(graphdef, state).encode(audio_BxT, lengths_B)
+
+def _encode(model, audio_BxT, lengths_B):
+    _, indices, mask = model.encode(audio_BxT, lengths_B)
     return indices, mask
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _decode(graphdef, state, indices_BxN, mask_BxN, positions_BxN):
-    return nnx.merge(graphdef, state).decode(indices_BxN, mask_BxN, positions_BxN)
+def _decode(model, indices_BxN, mask_BxN, positions_BxN):
+    return model.decode(indices_BxN, mask_BxN, positions_BxN)
 
 
-@dataclasses.dataclass
-class LoadedCodec:
-    """A trained generator with jitted batch encode/decode; `step` is its training step.
+class LoadedCodec(Predictor):
+    """A trained generator with jitted batch encode/decode; `step` is its training step."""
 
-    The jitted functions are module-level and keyed on the graph definition, so codecs of
-    the same config share compiled programs (one compile per input shape).
-    """
+    tasks = ("codec",)
 
-    cfg: CodecConfig
-    model: Codec
-    step: int
-
-    def __post_init__(self):
-        self._graphdef, self._state = nnx.split(self.model)
+    @classmethod
+    def load(cls, ckpt, tasks=None) -> "LoadedCodec":
+        """The newest checkpoint under `ckpt` (a run dir, its checkpoints/ or a step dir)."""
+        step_dir = latest_step_dir(ckpt)
+        raw = read_config(step_dir)
+        if raw.get("task") != "codec":
+            raise UserError(f"checkpoint {step_dir} is a {raw.get('task')!r} run, not a codec; "
+                            "pass the workdir of `emotive train codec`")
+        cfg = base.from_dict(CodecConfig, raw)
+        abstract = nnx.eval_shape(lambda: Codec(cfg.model, rngs=nnx.Rngs(0)))
+        graphdef, state = nnx.split(abstract)
+        shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                              state.to_pure_dict())
+        # The train state's generator group is the CodecGAN's `codec` subtree.
+        params = restore_params(step_dir, {"generator": {"codec": shapes}})["generator"]["codec"]
+        nnx.replace_by_pure_dict(state, params)
+        step = int(step_dir.name) if step_dir.name.isdigit() else 0
+        return cls(cfg, nnx.merge(graphdef, state), step, step_dir)
 
     @property
     def hop(self) -> int:
@@ -68,26 +77,28 @@ class LoadedCodec:
     def encode(self, audio_BxT: np.ndarray, lengths_B: np.ndarray | None = None):
         """Float audio [B, T] at 16 kHz (zero-padded rows, valid samples `lengths_B`) ->
         (indices int32 [B, ceil(T / hop)], valid frames int32 [B])."""
-        audio_BxT = np.asarray(audio_BxT, np.float32)
-        if lengths_B is None:
-            lengths_B = np.full(audio_BxT.shape[0], audio_BxT.shape[1], np.int32)
-        indices, mask = _encode(self._graphdef, self._state, jnp.asarray(audio_BxT),
-                                jnp.asarray(lengths_B, jnp.int32))
-        return np.asarray(indices), np.asarray(mask).sum(axis=1).astype(np.int32)
+        frames = -(-np.shape(audio_BxT)[1] // self.hop)
+        indices, mask = self.apply(_encode, audio_BxT, lengths_B)
+        return (np.asarray(indices)[:, :frames],
+                np.asarray(mask).sum(axis=1).astype(np.int32))
 
     def decode(self, indices_BxN: np.ndarray, frames_B: np.ndarray | None = None) -> np.ndarray:
         """Code indices int [B, N] (valid frames `frames_B`) -> float32 audio [B, N * hop]."""
         indices_BxN = np.asarray(indices_BxN, np.int32)
         b, n = indices_BxN.shape
         frames_B = np.full(b, n) if frames_B is None else np.asarray(frames_B)
-        mask = np.arange(n)[None, :] < frames_B[:, None]
-        return self.decode_masked(indices_BxN, mask, np.broadcast_to(np.arange(n), (b, n)))
+        padded = bucket_length(max(n, 1), DECODE_UNIT)
+        indices = np.pad(indices_BxN, ((0, 0), (0, padded - n)))
+        mask = np.arange(padded)[None, :] < np.minimum(frames_B, n)[:, None]
+        audio = self.decode_masked(indices, mask, np.broadcast_to(np.arange(padded),
+                                                                  (b, padded)))
+        return audio[:, :n * self.hop]
 
     def decode_masked(self, indices_BxN, mask_BxN, positions_BxN) -> np.ndarray:
         """Like decode, with any frame mask bool [B, N] and rotary positions int [B, N]."""
-        return np.asarray(_decode(self._graphdef, self._state,
-                                  jnp.asarray(indices_BxN, jnp.int32), jnp.asarray(mask_BxN, bool),
-                                  jnp.asarray(positions_BxN, jnp.int32)))
+        return np.asarray(self.run(_decode, jnp.asarray(indices_BxN, jnp.int32),
+                                   jnp.asarray(mask_BxN, bool),
+                                   jnp.asarray(positions_BxN, jnp.int32)))
 
     def encode_file(self, path) -> np.ndarray:
         """An audio file (any rate soundfile reads; resampled to 16 kHz, mixed to mono) ->
@@ -99,20 +110,7 @@ class LoadedCodec:
 
 def load_codec(ckpt) -> LoadedCodec:
     """Loads the newest checkpoint under `ckpt` (a run dir, its checkpoints/ or a step dir)."""
-    step_dir = latest_step_dir(ckpt)
-    raw = read_config(step_dir)
-    if raw.get("task") != "codec":
-        raise UserError(f"checkpoint {step_dir} is a {raw.get('task')!r} run, not a codec; pass "
-                        "the workdir of `emotive train codec`")
-    cfg = base.from_dict(CodecConfig, raw)
-    abstract = nnx.eval_shape(lambda: Codec(cfg.model, rngs=nnx.Rngs(0)))
-    graphdef, state = nnx.split(abstract)
-    shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state.to_pure_dict())
-    # The train state's generator group is the CodecGAN's `codec` subtree.
-    params = restore_params(step_dir, {"generator": {"codec": shapes}})["generator"]["codec"]
-    nnx.replace_by_pure_dict(state, params)
-    return LoadedCodec(cfg, nnx.merge(graphdef, state), int(step_dir.name) if
-                       step_dir.name.isdigit() else 0)
+    return LoadedCodec.load(ckpt)
 
 
 def check_codes(codes, codebook_size: int, name: str) -> np.ndarray:
@@ -177,16 +175,6 @@ def stream_decode(codec: LoadedCodec, codes_N: np.ndarray, *, chunk_frames: int 
 
 
 
-def split_buckets(num_samples: np.ndarray, hop: int) -> tuple[int, ...]:
-    """Bucket lengths for whole-clip batches: hop * 2^k up to the longest clip (rounded up)."""
-    longest = int(np.max(num_samples)) if len(num_samples) else hop
-    buckets, size = [], hop * 16
-    while size < longest:
-        buckets.append(size)
-        size *= 2
-    return tuple(buckets) + (-(-longest // hop) * hop,)
-
-
 def iterate_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "emotive_speech",
                   batch_size: int = 8, limit: int | None = None,
                   decode: bool = False) -> Iterator[dict]:
@@ -198,15 +186,8 @@ def iterate_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "e
     audio float32 [T] (decoded as a padded batch, which equals decoding the clip alone). Stops
     after `limit` clips.
     """
-    from emotive.data.pipeline import bucket_batches
-    from emotive.data.tfds_io import open_split
-
-    opened = open_split(data_dir, dataset, split)
-    batches = bucket_batches(opened.source, opened.num_samples,
-                             buckets=split_buckets(opened.num_samples, codec.hop),
-                             global_batch_size=batch_size, seed=0, shuffle=False, num_epochs=1,
-                             drop_remainder=False, speakers=opened.speakers)
     done = 0
+    batches = whole_clip_batches(data_dir, dataset, split, batch_size=batch_size)
     try:
         for batch in batches:
             codes, frames = codec.encode(batch["audio"], batch["length"])
@@ -237,12 +218,10 @@ def encode_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "em
     Returns the in-memory table of `emotive.data.encoded` (codes end to end, offsets,
     labels, speakers, codebook_size), which `save_encoded` writes as an array_record folder.
     """
-    from emotive.data.tfds_io import open_split
-
     rows = [{k: v for k, v in row.items() if k != "audio"}
             for row in iterate_split(codec, data_dir, split, dataset=dataset,
                                      batch_size=batch_size, limit=limit)]
-    speakers = open_split(data_dir, dataset, split).speakers
+    speakers = split_speakers(data_dir, dataset, split)
     lengths = [r["codes"].size for r in rows]
     return {"codes": np.concatenate([r["codes"] for r in rows]).astype(np.int32),
             "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),

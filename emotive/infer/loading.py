@@ -12,7 +12,6 @@ task, a damaged one or one of a different config gives a one-line UserError.
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 from typing import Any
 
 import jax
@@ -71,30 +70,3 @@ def load_trained(ckpt, *, task: str | tuple[str, ...], experiment: str | None = 
     model.eval()  # batch norm uses running statistics, dropout is off
     step = int(step_dir.name) if step_dir.name.isdigit() else 0
     return Trained(cfg, model, step, step_dir)
-
-
-def eval_dir(ckpt, kind: str, split: str, step: int) -> pathlib.Path:
-    """RUN_DIR/eval-KIND-SPLIT-STEP, where `ckpt` is a run dir, its checkpoints/ or a step dir.
-
-    The default output folder of every `emotive eval` command, beside checkpoints/.
-    """
-    path = pathlib.Path(ckpt)
-    if path.name.isdigit() and path.parent.name == "checkpoints":
-        path = path.parent
-    run_dir = path.parent if path.name == "checkpoints" else path
-    return run_dir / f"eval-{kind}-{split}-{step}"
-
-
-def run_split_eval(kind: str, args, loaded, evaluate, format_report) -> int:
-    """The body of `emotive eval KIND` for evaluators of one loaded model on one split.
-
-    `loaded` has .cfg (with data.data_dir) and .step; `evaluate(loaded, data_dir, split,
-    dataset=, batch_size=, limit=, out_dir=)` returns the report that `format_report` prints.
-    """
-    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, loaded.step)
-    report = evaluate(loaded, args.data_dir or loaded.cfg.data.data_dir, args.split,
-                      dataset=args.dataset, batch_size=args.batch_size, limit=args.limit,
-                      out_dir=out_dir)
-    print(format_report(report))
-    print(f"report: {out_dir}/report.json")
-    return 0

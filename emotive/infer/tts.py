@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from emotive.codecs.audio import load_audio
-from emotive.codecs.text import check_text, split_sentences
+from emotive.codecs.sentences import check_text, split_sentences
 from emotive.configs.codec import SAMPLE_RATE
 from emotive.errors import UserError
 from emotive.infer.codec import LoadedCodec

@@ -10,6 +10,8 @@ always the one this model was trained with; `vocab.save(dir)` writes it out for 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from emotive.codecs.text import TTSVocab
 from emotive.configs.tts import TTSConfig
 from emotive.data.tts_data import read_checkpoint_vocab
@@ -18,14 +20,28 @@ from emotive.infer.loading import load_trained
 from emotive.models.lm import CausalLM
 
 
-def load_tts(ckpt_dir) -> tuple[TTSConfig, CausalLM, TTSVocab, int]:
+class TTSModel(NamedTuple):
+    """A trained TTS LM: unpacks as (cfg, model, vocab, step)."""
+
+    cfg: TTSConfig
+    model: CausalLM
+    vocab: TTSVocab
+    step: int
+
+    @classmethod
+    def load(cls, ckpt_dir) -> "TTSModel":
+        """The newest checkpoint under `ckpt_dir` of `emotive train tts` (see load_tts)."""
+        trained = load_trained(ckpt_dir, task="tts")
+        vocab = read_checkpoint_vocab(trained.step_dir)
+        if vocab.vocab_size != trained.model.vocab_size:
+            raise UserError(f"checkpoint {trained.step_dir}: its vocabulary has "
+                            f"{vocab.vocab_size} ids but the model {trained.model.vocab_size}; "
+                            "the checkpoint is damaged or was edited")
+        return cls(trained.cfg, trained.model, vocab, trained.step)
+
+
+def load_tts(ckpt_dir) -> TTSModel:
     """Loads the newest checkpoint under `ckpt_dir` (a run dir, its checkpoints/ or a step
     dir) of `emotive train tts`; returns (config, model in eval mode, vocabulary, step).
     UserError for another task's checkpoint, a damaged one, or one without a vocabulary."""
-    trained = load_trained(ckpt_dir, task="tts")
-    vocab = read_checkpoint_vocab(trained.step_dir)
-    if vocab.vocab_size != trained.model.vocab_size:
-        raise UserError(f"checkpoint {trained.step_dir}: its vocabulary has {vocab.vocab_size} "
-                        f"ids but the model {trained.model.vocab_size}; the checkpoint is "
-                        "damaged or was edited")
-    return trained.cfg, trained.model, vocab, trained.step
+    return TTSModel.load(ckpt_dir)

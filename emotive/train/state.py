@@ -11,6 +11,7 @@ The train state is plain nested dicts of arrays, so orbax saves it and
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -84,57 +85,71 @@ def _split_micro(batch: dict, n: int) -> dict:
     return jax.tree.map(lambda x: x.reshape((n, x.shape[0] // n) + x.shape[1:]), batch)
 
 
+def _loss_and_grads(task: Task, model: Model, rest_filter, params: dict, group: str,
+                    rest: dict, batch: dict, rng: jax.Array):
+    """Group `group`'s loss on `batch` with the other groups' `params` held fixed.
+
+    Returns (loss, aux metrics, rest after the forward pass, gradients of the group)."""
+
+    def loss_of(group_params, rest):
+        m = model.merge({**params, group: group_params}, rest)
+        loss, aux = task.losses[group](m, batch, rng)
+        new_rest = _pure(nnx.state(m, rest_filter)) if rest else rest
+        return loss, (aux, new_rest)
+
+    (loss, (aux, rest)), grads = jax.value_and_grad(loss_of, has_aux=True)(params[group], rest)
+    return loss, aux, rest, grads
+
+
+def _accumulated(loss_and_grads, group_params: dict, rest: dict, batch: dict, rng: jax.Array,
+                 n: int):
+    """`loss_and_grads(rest, micro_batch, rng)` averaged over `n` micro-batches in a scan,
+    `rest` carried from one to the next; micro-batch i gets rng folded with i."""
+    micro_batches = _split_micro(batch, n)
+
+    def micro(carry, xs):
+        grads_acc, rest, loss_acc, aux_acc = carry
+        micro_batch, i = xs
+        loss, aux, rest, grads = loss_and_grads(rest, micro_batch, jax.random.fold_in(rng, i))
+        return (jax.tree.map(jnp.add, grads_acc, grads), rest, loss_acc + loss,
+                jax.tree.map(jnp.add, aux_acc, aux)), None
+
+    first = jax.tree.map(lambda x: x[0], micro_batches)
+    aux_shapes = jax.eval_shape(functools.partial(loss_and_grads, rest, first, rng))[1]
+    carry = (jax.tree.map(jnp.zeros_like, group_params), rest, jnp.zeros((), jnp.float32),
+             jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux_shapes))
+    (grads, rest, loss, aux), _ = jax.lax.scan(micro, carry, (micro_batches, jnp.arange(n)))
+    return (loss / n, jax.tree.map(lambda a: a / n, aux), rest,
+            jax.tree.map(lambda g: g / n, grads))
+
+
 def make_train_step(task: Task, model: Model, optimizers: dict, schedules: dict, seed: int,
                     grad_accum: int):
-    """Returns train_step(state, batch) -> (state, metrics), pure and jittable."""
-    groups = model.groups
-    multi = len(groups) > 1
-    rest_filter = nnx.Not(nnx.Any(*[task.param_filters[g] for g in groups]))
+    """Returns train_step(state, batch) -> (state, metrics), pure and jittable.
+
+    The groups are updated in order, each loss seeing the groups before it already updated;
+    with several groups the metrics `loss`, `grad_norm` and `lr` carry the group's name."""
+    rest_filter = nnx.Not(nnx.Any(*[task.param_filters[g] for g in model.groups]))
+    suffix = {g: f"_{g}" if len(model.groups) > 1 else "" for g in model.groups}
 
     def train_step(state, batch):
         step = state["step"]
         params, opt, rest = dict(state["params"]), dict(state["opt"]), state["rest"]
         metrics = {}
-        for gi, group in enumerate(groups):
+        for gi, group in enumerate(model.groups):
             rng = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), step), gi)
-
-            def loss_of(p, rest, micro_batch, rng):
-                m = model.merge({**params, group: p}, rest)
-                loss, aux = task.losses[group](m, micro_batch, rng)
-                new_rest = _pure(nnx.state(m, rest_filter)) if rest else rest
-                return loss, (aux, new_rest)
-
-            grad_fn = jax.value_and_grad(loss_of, has_aux=True)
+            loss_and_grads = functools.partial(_loss_and_grads, task, model, rest_filter,
+                                               params, group)
             if grad_accum == 1:
-                (loss, (aux, rest)), grads = grad_fn(params[group], rest, batch, rng)
+                loss, aux, rest, grads = loss_and_grads(rest, batch, rng)
             else:
-                def micro(carry, xs):
-                    grads_acc, rest, loss_acc, aux_acc = carry
-                    mb, i = xs
-                    (loss, (aux, rest)), g = grad_fn(params[group], rest, mb,
-                                                     jax.random.fold_in(rng, i))
-                    grads_acc = jax.tree.map(jnp.add, grads_acc, g)
-                    aux_acc = jax.tree.map(jnp.add, aux_acc, aux)
-                    return (grads_acc, rest, loss_acc + loss, aux_acc), None
-
-                zeros = jax.tree.map(jnp.zeros_like, params[group])
-                aux0 = jax.eval_shape(lambda: grad_fn(params[group], rest,
-                                                      jax.tree.map(lambda x: x[0],
-                                                                   _split_micro(batch, grad_accum)),
-                                                      rng)[0][1][0])
-                aux0 = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), aux0)
-                (grads, rest, loss, aux), _ = jax.lax.scan(
-                    micro, (zeros, rest, jnp.zeros((), jnp.float32), aux0),
-                    (_split_micro(batch, grad_accum), jnp.arange(grad_accum)))
-                grads = jax.tree.map(lambda g: g / grad_accum, grads)
-                loss = loss / grad_accum
-                aux = jax.tree.map(lambda a: a / grad_accum, aux)
+                loss, aux, rest, grads = _accumulated(loss_and_grads, params[group], rest, batch,
+                                                      rng, grad_accum)
             updates, opt[group] = optimizers[group].update(grads, opt[group], params[group])
             params[group] = optax.apply_updates(params[group], updates)
-            suffix = f"_{group}" if multi else ""
-            metrics[f"loss{suffix}"] = loss
-            metrics[f"grad_norm{suffix}"] = optax.global_norm(grads)
-            metrics[f"lr{suffix}"] = schedules[group](step)
+            metrics[f"loss{suffix[group]}"] = loss
+            metrics[f"grad_norm{suffix[group]}"] = optax.global_norm(grads)
+            metrics[f"lr{suffix[group]}"] = schedules[group](step)
             metrics.update(aux)
         new_state = {"step": step + 1, "params": params, "opt": opt, "rest": rest}
         return new_state, metrics

@@ -2,6 +2,10 @@
 
     summary = train(cfg, workdir, resume=False)
 
+`_start` builds everything once (mesh, task, sharded state, resume, input iterator,
+compiled step); then each step runs the step (inside the profiling window, if any), checks
+the loss is finite, and logs, evaluates and checkpoints when due, each a named piece below.
+
 Exit conditions: completes `train.steps`; SIGTERM (preemption) saves a final
 checkpoint and raises `Preempted`; a non-finite loss raises `NonFiniteLoss`
 naming the step, leaving the last good checkpoint as the newest.
@@ -9,14 +13,19 @@ naming the step, leaving the last good checkpoint as the newest.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
+import itertools
 import pathlib
 import signal
 import time
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import jax
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh
 
 from emotive.configs import base
 from emotive.errors import UserError
@@ -29,6 +38,7 @@ from emotive.train.mesh import make_mesh, param_report, replicated, state_shardi
 from emotive.train.optim import adamw, lr_schedule
 from emotive.train.state import (abstract_state, batch_shardings, global_batch, init_state,
                                   make_eval_step, make_train_step, split_abstract)
+from emotive.train.task import Task
 from emotive.train.tasks import make_task
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: the scheduler should requeue the job
@@ -85,6 +95,61 @@ def train(cfg: Any, workdir: str | pathlib.Path, *, resume: bool = False,
     """Trains `cfg` (a validated experiment config) in `workdir`; returns a summary dict."""
     workdir = prepare_workdir(workdir, resume)
     tcfg = cfg.train
+    run = _start(cfg, workdir, resume, devices)
+    peak, peak_source = flops_lib.peak_tflops(tcfg.peak_tflops, _compute_dtype(cfg))
+    logger = MetricLogger(workdir, total_steps=tcfg.steps, start_step=run.start, progress=progress)
+    logger.message(f"logging to {logger.jsonl_path} and TensorBoard {logger.tb_dir}; "
+                   f"checkpoints in {workdir / 'checkpoints'}")
+    train_step = _profiled(run.step, tcfg, workdir / "profile")
+    meter = _Throughput(run.task, peak * run.mesh.size)
+    check_finite = _FiniteCheck(run.ckpt)
+    due = functools.partial(_due, last=tcfg.steps)
+    config_json = base.to_dict(cfg)
+    summary: dict = {"workdir": str(workdir), "start_step": run.start}
+    state, batches = run.state, itertools.chain([run.first], run.data_iter)
+    with _SigtermFlag() as sigterm, _closing(logger, run.ckpt):
+        for step, local in zip(range(run.start, tcfg.steps), batches):
+            state, metrics = train_step(step, state, local)
+            meter.add(local)
+            done = step + 1
+            stop = sigterm.raised  # read once: the step that stops is the step that saves
+            save = run.ckpt is not None and (due(done, tcfg.ckpt_every) or stop)
+            check_finite(metrics, done, now=save or due(done, tcfg.log_every))
+            if due(done, tcfg.log_every):
+                summary["train"] = _log_train(logger, done, metrics, meter)
+            if run.eval_step is not None and due(done, tcfg.eval_every):
+                summary["eval"] = _log_eval(logger, done, _evaluate(run, state, tcfg.eval_batches))
+            if save:
+                run.ckpt.save(done, state, run.data_iter, config_json)
+            logger.advance()
+            if stop:
+                raise _preempted(done, workdir, run.ckpt)
+    summary.update(final_step=tcfg.steps, peak_tflops=peak, peak_source=peak_source,
+                   metrics_file=str(logger.jsonl_path), tensorboard_dir=str(logger.tb_dir),
+                   checkpoint_dir=str(workdir / "checkpoints"))
+    summary["state"] = state
+    return summary
+
+
+@dataclasses.dataclass
+class _Run:
+    """What `_start` builds once and the loop works with."""
+
+    task: Task
+    mesh: Mesh
+    state: Any  # the train state, restored when resuming
+    step: Callable  # (state, process-local batch) -> (state, metrics), compiled
+    eval_step: Callable | None  # jitted (state, global batch) -> metrics; None: no eval
+    data_iter: Iterator  # the checkpointable train iterator, already past `first`
+    first: dict  # the first batch: the step is compiled for its shapes and trains on it
+    ckpt: Checkpointer | None  # None when train.ckpt_every=0
+    start: int  # the first step to run
+
+
+def _start(cfg: Any, workdir: pathlib.Path, resume: bool, devices) -> _Run:
+    """The mesh, task, sharded state (restored when resuming), train iterator and compiled
+    steps; prints the parameter report (process 0)."""
+    tcfg = cfg.train
     mesh = make_mesh(cfg.mesh, devices)
     data_parallel = mesh.shape["data"] * mesh.shape["fsdp"]
     if tcfg.batch_size % (data_parallel * cfg.optim.grad_accum):
@@ -92,15 +157,12 @@ def train(cfg: Any, workdir: str | pathlib.Path, *, resume: bool = False,
                         f"data-parallel devices ({data_parallel}) times optim.grad_accum "
                         f"({cfg.optim.grad_accum})")
     task = make_task(cfg)
-    is_main = jax.process_index() == 0
-    say = print if is_main else (lambda *a, **k: None)
+    say = print if jax.process_index() == 0 else (lambda *a, **k: None)
 
     model, _ = split_abstract(task, tcfg.seed)
     optimizers = dict(task.optimizers or {g: adamw(cfg.optim, tcfg.steps) for g in task.groups})
-    schedules = {g: lr_schedule(cfg.optim, tcfg.steps) for g in task.groups}
     state, shardings = init_state(task, model, optimizers, mesh, tcfg.seed)
-    lines, _ = param_report(*_params_and_shardings(model, mesh), mesh)
-    for line in lines:
+    for line in param_report(*_params_and_shardings(model, mesh), mesh)[0]:
         say(line)
 
     data_iter = task.data.train(jax.process_index(), jax.process_count())
@@ -112,82 +174,90 @@ def train(cfg: Any, workdir: str | pathlib.Path, *, resume: bool = False,
         if restored is not None:
             start, state = restored
             say(f"resumed from step {start} in {ckpt.directory}")
-    config_json = base.to_dict(cfg)
 
     first = next(data_iter)
-    batch_sh = batch_shardings(first, mesh)
-    step_fn = jax.jit(make_train_step(task, model, optimizers, schedules, tcfg.seed,
-                                      cfg.optim.grad_accum),
-                      in_shardings=(shardings, batch_sh),
-                      out_shardings=(shardings, replicated(mesh)), donate_argnums=(0,))
-    t0 = time.perf_counter()
-    with use_mesh(mesh):
-        compiled = step_fn.lower(state, global_batch(first, mesh)).compile()
-    say(f"compiled train step in {time.perf_counter() - t0:.1f}s")
+    train_fn = make_train_step(task, model, optimizers,
+                               {g: lr_schedule(cfg.optim, tcfg.steps) for g in task.groups},
+                               tcfg.seed, cfg.optim.grad_accum)
+    step = _compile(train_fn, state, shardings, first, mesh, say)
     eval_step = None
     if task.eval_fn is not None and task.data.eval is not None and tcfg.eval_every > 0:
         eval_step = jax.jit(make_eval_step(task, model))
+    return _Run(task, mesh, state, step, eval_step, data_iter, first, ckpt, start)
 
-    model_cfg = getattr(cfg, "model", None)
-    compute_dtype = dtype_of(getattr(model_cfg, "dtype", "float32"))
-    peak, peak_source = flops_lib.peak_tflops(tcfg.peak_tflops, compute_dtype)
-    logger = MetricLogger(workdir, total_steps=tcfg.steps, start_step=start, progress=progress)
-    logger.message(f"logging to {logger.jsonl_path} and TensorBoard {logger.tb_dir}; "
-                   f"checkpoints in {workdir / 'checkpoints'}")
-    summary: dict = {"workdir": str(workdir), "start_step": start}
-    pending = first
-    meter = _Throughput(task, peak * mesh.size)
-    last_metrics = None
-    with _SigtermFlag() as sigterm:
-        try:
-            for step in range(start, tcfg.steps):
-                local = pending if pending is not None else next(data_iter)
-                pending = None
-                profiling = tcfg.profile_start >= 0
-                if profiling and step == tcfg.profile_start:
-                    jax.profiler.start_trace(str(workdir / "profile"))
-                with use_mesh(mesh):
-                    state, metrics = compiled(state, global_batch(local, mesh))
-                if profiling and step == tcfg.profile_start + tcfg.profile_steps - 1:
-                    jax.block_until_ready(state)
-                    jax.profiler.stop_trace()
-                meter.add(local)
-                done = step + 1
-                # Check the previous step's loss without stalling the device pipeline.
-                if last_metrics is not None:
-                    _check_finite(last_metrics, done - 1, ckpt)
-                last_metrics = metrics
-                should_save = ckpt is not None and (done % tcfg.ckpt_every == 0
-                                                    or done == tcfg.steps or sigterm.raised)
-                if done % tcfg.log_every == 0 or done == tcfg.steps or should_save:
-                    _check_finite(metrics, done, ckpt)
-                if done % tcfg.log_every == 0 or done == tcfg.steps:
-                    host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    host.update(meter.read_and_reset())
-                    logger.write(done, host)
-                    summary["train"] = host
-                if eval_step is not None and (done % tcfg.eval_every == 0 or done == tcfg.steps):
-                    summary["eval"] = _evaluate(task, eval_step, state, mesh, tcfg.eval_batches)
-                    logger.write(done, summary["eval"], prefix="eval")
-                    logger.message(f"step {done}: eval " + ", ".join(
-                        f"{k} {v:.4g}" for k, v in summary["eval"].items()))
-                if should_save:
-                    ckpt.save(done, state, data_iter, config_json)
-                logger.advance()
-                if sigterm.raised:
-                    saved = (f"saved a checkpoint in {workdir / 'checkpoints'}; rerun with --resume"
-                             if ckpt is not None else "checkpoints are off (train.ckpt_every=0)")
-                    raise Preempted(f"SIGTERM at step {done}: {saved}")
-        finally:
-            logger.close()
-            if ckpt is not None:
-                ckpt.close()
-    summary.update(final_step=tcfg.steps, peak_tflops=peak, peak_source=peak_source,
-                   metrics_file=str(logger.jsonl_path), tensorboard_dir=str(logger.tb_dir),
-                   checkpoint_dir=str(workdir / "checkpoints"))
-    summary["state"] = state
-    return summary
 
+def _compile(train_fn, state, shardings, first: dict, mesh: Mesh, say) -> Callable:
+    """`train_fn` jitted with explicit shardings (the state donated) and compiled for the
+    shapes of `first`, as a function of (state, process-local batch)."""
+    jitted = jax.jit(train_fn, in_shardings=(shardings, batch_shardings(first, mesh)),
+                     out_shardings=(shardings, replicated(mesh)), donate_argnums=(0,))
+    t0 = time.perf_counter()
+    with use_mesh(mesh):
+        compiled = jitted.lower(state, global_batch(first, mesh)).compile()
+    say(f"compiled train step in {time.perf_counter() - t0:.1f}s")
+
+    def step(state, local: dict):
+        with use_mesh(mesh):
+            return compiled(state, global_batch(local, mesh))
+    return step
+
+
+def _profiled(step_fn: Callable, tcfg, directory: pathlib.Path) -> Callable:
+    """step_fn as (step, state, batch) -> (state, metrics), tracing the steps
+    [profile_start, profile_start + profile_steps) to `directory` (none when start < 0)."""
+    first, last = tcfg.profile_start, tcfg.profile_start + tcfg.profile_steps - 1
+
+    def run(step: int, state, local: dict):
+        if first >= 0 and step == first:
+            jax.profiler.start_trace(str(directory))
+        state, metrics = step_fn(state, local)
+        if first >= 0 and step == last:
+            jax.block_until_ready(state)
+            jax.profiler.stop_trace()
+        return state, metrics
+    return run
+
+
+def _due(done: int, every: int, *, last: int) -> bool:
+    """Whether something done every `every` steps, and after the last one, is due now."""
+    return done % every == 0 or done == last
+
+
+@contextlib.contextmanager
+def _closing(logger: MetricLogger, ckpt: Checkpointer | None):
+    """However the loop ends: closes the logger, then finishes and closes the checkpoints."""
+    try:
+        yield
+    finally:
+        logger.close()
+        if ckpt is not None:
+            ckpt.close()
+
+
+def _log_train(logger: MetricLogger, step: int, metrics: dict, meter: _Throughput) -> dict:
+    """Writes the step's metrics and the throughput since the last log; returns them."""
+    host = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    host.update(meter.read_and_reset())
+    logger.write(step, host)
+    return host
+
+
+def _log_eval(logger: MetricLogger, step: int, results: dict) -> dict:
+    """Writes and prints an evaluation's results; returns them."""
+    logger.write(step, results, prefix="eval")
+    logger.message(f"step {step}: eval " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
+    return results
+
+
+def _preempted(step: int, workdir: pathlib.Path, ckpt: Checkpointer | None) -> Preempted:
+    saved = (f"saved a checkpoint in {workdir / 'checkpoints'}; rerun with --resume"
+             if ckpt is not None else "checkpoints are off (train.ckpt_every=0)")
+    return Preempted(f"SIGTERM at step {step}: {saved}")
+
+
+def _compute_dtype(cfg: Any):
+    """The model's compute dtype (float32 for configs without one), for the peak FLOP/s."""
+    return dtype_of(getattr(getattr(cfg, "model", None), "dtype", "float32"))
 
 
 class _Throughput:
@@ -215,6 +285,25 @@ class _Throughput:
         return out
 
 
+class _FiniteCheck:
+    """Stops the run on a NaN or Inf loss or gradient norm, naming the step.
+
+    Every step checks the previous step's metrics, ready by now, so the check never stalls
+    the device pipeline; a step about to be logged or checkpointed is checked at once
+    (`now`), so a non-finite state is never saved."""
+
+    def __init__(self, ckpt: Checkpointer | None):
+        self.ckpt = ckpt
+        self.previous = None
+
+    def __call__(self, metrics: dict, step: int, *, now: bool) -> None:
+        if self.previous is not None:
+            _check_finite(self.previous, step - 1, self.ckpt)
+        self.previous = metrics
+        if now:
+            _check_finite(metrics, step, self.ckpt)
+
+
 def _check_finite(metrics: dict, step: int, ckpt: Checkpointer | None) -> None:
     """Raises NonFiniteLoss if a loss or gradient norm of `step` is NaN or Inf."""
     loss_keys = [k for k in metrics if k.startswith(("loss", "grad_norm"))]
@@ -227,12 +316,13 @@ def _check_finite(metrics: dict, step: int, ckpt: Checkpointer | None) -> None:
                             "lower optim.lr or check the data")
 
 
-def _evaluate(task, eval_step, state, mesh, max_batches: int) -> dict:
-    it = task.data.eval(jax.process_index(), jax.process_count())
+def _evaluate(run: _Run, state, max_batches: int) -> dict:
+    """The eval metrics averaged over up to `max_batches` batches of a fresh eval iterator."""
+    it = run.task.data.eval(jax.process_index(), jax.process_count())
     totals, count = {}, 0
-    with use_mesh(mesh):
+    with use_mesh(run.mesh):
         for _, local in zip(range(max_batches), it):
-            metrics = jax.device_get(eval_step(state, global_batch(local, mesh)))
+            metrics = jax.device_get(run.eval_step(state, global_batch(local, run.mesh)))
             for k, v in metrics.items():
                 totals[k] = totals.get(k, 0.0) + float(v)
             count += 1

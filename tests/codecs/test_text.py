@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-from emotive.codecs.text import SPECIALS, TTSVocab, check_text, split_sentences, train_bpe
+from emotive.codecs.sentences import check_text, split_sentences
+from emotive.codecs.text import SPECIALS, TTSVocab, train_bpe
 from emotive.configs.tts import CORPUS_EMOTIONS
 from emotive.data.emotions import EMOTIONS
 from emotive.errors import UserError

@@ -20,7 +20,7 @@ from emotive.data.encoded import EncodedSource
 from emotive.data.synth import build_corpus
 from emotive.errors import UserError
 from emotive.infer import codec as codec_lib
-from emotive.infer.codec_eval import evaluate
+from emotive.evals.codec import evaluate
 from emotive.models.codec import Codec
 from emotive.train.checkpoint import Checkpointer
 from emotive.train.tasks import make_task

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 from emotive.errors import UserError  # noqa: E402
-from emotive.infer.hf import import_hf_llama  # noqa: E402
+from emotive.hub.hf_llama import import_hf_llama  # noqa: E402
 from emotive.infer.sampling import (Generated, SamplingConfig, bucket_length,  # noqa: E402
                                     filter_logits, generate, next_tokens, prefill_logits,
                                     top_p_mask)

@@ -18,7 +18,10 @@ from emotive.codecs import chars
 from emotive.configs import base
 from emotive.data.builders import build
 from emotive.data.synth import build_corpus
-from emotive.infer import asr_eval, speaker_eval
+from emotive.evals import asr as asr_eval
+from emotive.evals import speaker as speaker_eval
+from emotive.infer.asr import load_recognizer
+from emotive.infer.speaker import load_speaker_encoder
 from emotive.models.asr import CtcRecognizer
 from emotive.models.speaker import SpeakerEncoder
 from emotive.train.checkpoint import Checkpointer
@@ -69,7 +72,7 @@ def speaker_dir(tmp_path_factory):
 
 
 def test_embed_shapes_and_speaker_report(speaker_dir, data_dir, tmp_path):
-    enc = speaker_eval.load_speaker_encoder(speaker_dir)
+    enc = load_speaker_encoder(speaker_dir)
     assert enc.step == 5
     # 8 rows of 3 s: the shape the eval below pads the 6 test clips (1.7-2.6 s) to.
     audio = np.random.default_rng(0).standard_normal((8, 48000)).astype(np.float32) * 0.1
@@ -82,7 +85,7 @@ def test_embed_shapes_and_speaker_report(speaker_dir, data_dir, tmp_path):
 
 
 def test_transcribe_shapes_and_asr_report(recognizer_dir, data_dir, tmp_path):
-    rec = asr_eval.load_recognizer(recognizer_dir)
+    rec = load_recognizer(recognizer_dir)
     audio = np.random.default_rng(0).standard_normal((8, 48000)).astype(np.float32) * 0.1
     texts = rec.transcribe(audio, np.array([48000, 16000, 8000, 0, 1, 2, 3, 4]))
     assert len(texts) == 8 and all(isinstance(t, str) for t in texts)

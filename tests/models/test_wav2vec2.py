@@ -18,7 +18,7 @@ from safetensors.numpy import load_file, save_file  # noqa: E402
 
 from emotive.configs import classifiers  # noqa: E402
 from emotive.errors import UserError  # noqa: E402
-from emotive.infer.hf_wav2vec2 import fold_weight_norm, import_hf_wav2vec2  # noqa: E402
+from emotive.hub.hf_wav2vec2 import fold_weight_norm, import_hf_wav2vec2  # noqa: E402
 from emotive.models.ser import SpeechEmotionModel  # noqa: E402
 
 TOL = 1e-4

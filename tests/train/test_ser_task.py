@@ -14,7 +14,8 @@ from emotive import configs
 from emotive.data.builders import build
 from emotive.data.synth import build_corpus
 from emotive.errors import UserError
-from emotive.infer.loading import eval_dir, load_trained
+from emotive.evals.common import eval_dir
+from emotive.infer.loading import load_trained
 from emotive.train.tasks import make_task, report_after_training
 from emotive.train.trainer import train
 

@@ -9,7 +9,7 @@ CTC target is the utterances' texts joined by one space, in row order.
 
 Loss: optax.ctc_loss summed over rows and divided by the number of target characters
 (nats per character). Periodic eval reports the same loss on packed rows of the held-out
-split; CER/WER come from `emotive eval asr` (emotive.infer.asr_eval).
+split; CER/WER come from `emotive eval asr` (emotive.evals.asr).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import numpy as np
 import optax
 
 from emotive.codecs import chars
-from emotive.configs.asr import SAMPLE_RATE, AsrConfig
+from emotive.configs.asr import AsrConfig
 from emotive.data.input import local_batch_size, make_iterator
 from emotive.errors import UserError
 from emotive.models.asr import CtcRecognizer
 from emotive.models.transformer import train_flops
+from emotive.train.losses import audio_throughput
 from emotive.train.task import DataSpec, Task
 from emotive.data.tfds_io import open_data_split
 
@@ -151,8 +152,7 @@ def make_task(cfg: AsrConfig) -> Task:
         flops_per_step=train_flops(enc.transformer, cfg.train.batch_size, frames,
                                    head_params=enc.transformer.d_model * chars.VOCAB_SIZE
                                    * cfg.model.upsample),
-        throughput_unit="audio_seconds",
-        count_units=lambda batch: float(np.sum(batch["valid_samples"])) / SAMPLE_RATE,
+        **audio_throughput("valid_samples"),
     )
 
 

@@ -19,7 +19,6 @@ Batches: random crops of `data.crop_seconds` from the emotive_speech TFDS split
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,9 +26,6 @@ from flax import nnx
 
 from emotive.codecs.fsq import codebook_usage
 from emotive.configs.codec import SAMPLE_RATE, CodecConfig
-from emotive.data.input import DeviceBatches
-from emotive.data.pipeline import crop_batches
-from emotive.data.tfds_io import open_data_split
 from emotive.errors import UserError
 from emotive.models.codec import Codec, mel_distance, multi_resolution_mel_loss, si_sdr
 from emotive.models.discriminators import (Discriminators, feature_matching_loss,
@@ -37,7 +33,8 @@ from emotive.models.discriminators import (Discriminators, feature_matching_loss
 from emotive.models.semantic import (SemanticHead, check_rates, cosine_distance_loss,
                                      pool_to_frames, teacher_features)
 from emotive.models.wav2vec2 import Wav2Vec2Encoder
-from emotive.train.task import DataSpec, Task
+from emotive.train.losses import audio_throughput, crop_data
+from emotive.train.task import Task
 
 # The semantic teacher (if any) matches neither filter: it is frozen state, never trained.
 GENERATOR = nnx.All(nnx.Param, nnx.Any(nnx.PathContains("codec"),
@@ -153,26 +150,14 @@ def make_task(cfg: CodecConfig) -> Task:
                 "si_sdr": jnp.mean(si_sdr(out["audio"], audio, lengths)),
                 "codebook_usage": usage["usage"], "perplexity": usage["perplexity"]}
 
-    def iterator(split: str, shuffle: bool):
-        def make(process_index: int, process_count: int):
-            opened = open_data_split(cfg.data, split)
-            inner = crop_batches(opened.source, crop_samples=crop,
-                                 global_batch_size=cfg.train.batch_size, seed=cfg.train.seed,
-                                 process_index=process_index, process_count=process_count,
-                                 speakers=opened.speakers, shuffle=shuffle)
-            return DeviceBatches(inner, DEVICE_FIELDS)
-        return make
-
     return Task(
         name="codec",
         make_model=lambda rngs: CodecGAN(cfg, rngs=rngs, teacher=teacher),
-        data=DataSpec(train=iterator(cfg.data.train_split, True),
-                      eval=iterator(cfg.data.eval_split, False)),
+        data=crop_data(cfg, crop_samples=crop, fields=DEVICE_FIELDS),
         losses={"generator": generator_loss, "discriminator": discriminator_loss},
         param_filters={"generator": GENERATOR, "discriminator": DISCRIMINATOR},
         eval_fn=eval_fn,
-        throughput_unit="audio_seconds",
-        count_units=lambda batch: float(np.sum(batch["length"])) / SAMPLE_RATE,
+        **audio_throughput(),
     )
 
 

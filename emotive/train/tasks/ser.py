@@ -19,39 +19,13 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from emotive.configs.ser import NUM_EMOTIONS, SAMPLE_RATE, SerConfig
+from emotive.configs.ser import NUM_EMOTIONS, SerConfig
 from emotive.models.ser import ADV_ORDER, SpeechEmotionModel
-from emotive.train.task import DataSpec, Task
-from emotive.data.input import DeviceBatches
-from emotive.data.tfds_io import open_data_split
-
-LABEL_FIELDS = ("audio", "length", "emotion", "adv", "has_adv", "example_mask")
-CCC_EPS = 1e-8  # keeps 1 - CCC finite on a batch whose targets are all equal
-
-
-def weighted_ccc(pred_B: jax.Array, true_B: jax.Array, weight_B: jax.Array) -> jax.Array:
-    """CCC of two float [B] vectors over the rows with weight 1 (population moments), fp32."""
-    w = weight_B.astype(jnp.float32)
-    n = jnp.maximum(jnp.sum(w), 1.0)
-    x, y = pred_B.astype(jnp.float32), true_B.astype(jnp.float32)
-    mx, my = jnp.sum(w * x) / n, jnp.sum(w * y) / n
-    vx = jnp.sum(w * jnp.square(x - mx)) / n
-    vy = jnp.sum(w * jnp.square(y - my)) / n
-    cov = jnp.sum(w * (x - mx) * (y - my)) / n
-    return 2.0 * cov / (vx + vy + jnp.square(mx - my) + CCC_EPS)
-
-
-def adv_cccs(pred_Bx3: jax.Array, true_Bx3: jax.Array, weight_B: jax.Array) -> jax.Array:
-    """CCC per dimension, float32 [3] in the order arousal, dominance, valence."""
-    return jnp.stack([weighted_ccc(pred_Bx3[:, d], true_Bx3[:, d], weight_B) for d in range(3)])
-
-
-def masked_mean(x_B: jax.Array, weight_B: jax.Array) -> jax.Array:
-    w = weight_B.astype(jnp.float32)
-    return jnp.sum(w * x_B) / jnp.maximum(jnp.sum(w), 1.0)
+from emotive.train.losses import (EMOTION_LABEL_FIELDS, adv_cccs, audio_throughput,
+                                  crop_data, masked_mean)
+from emotive.train.task import Task
 
 
 def ser_objective(out: dict, batch: dict, cfg: SerConfig) -> tuple[jax.Array, dict]:
@@ -76,25 +50,6 @@ def ser_objective(out: dict, batch: dict, cfg: SerConfig) -> tuple[jax.Array, di
     return loss, metrics
 
 
-def crop_iterator(cfg, split: str, shuffle: bool, fields=LABEL_FIELDS, wrap=DeviceBatches):
-    """An iterator factory (process_index, process_count) of random crops of `split`,
-    keeping `fields`; `wrap(inner, fields)` makes the checkpointable device iterator."""
-    from emotive.data.pipeline import crop_batches
-
-    def make(process_index: int, process_count: int):
-        opened = open_data_split(cfg.data, split)
-        inner = crop_batches(opened.source, crop_samples=cfg.data.crop_samples,
-                             global_batch_size=cfg.train.batch_size, seed=cfg.train.seed,
-                             process_index=process_index, process_count=process_count,
-                             speakers=opened.speakers, shuffle=shuffle)
-        return wrap(inner, fields)
-    return make
-
-
-def audio_seconds(batch) -> float:
-    return float(np.sum(batch["length"])) / SAMPLE_RATE
-
-
 def make_task(cfg: SerConfig) -> Task:
     def loss_fn(model: SpeechEmotionModel, batch, rng):
         del rng
@@ -107,12 +62,10 @@ def make_task(cfg: SerConfig) -> Task:
     return Task(
         name="ser",
         make_model=lambda rngs: SpeechEmotionModel(cfg.model, rngs),
-        data=DataSpec(train=crop_iterator(cfg, cfg.data.train_split, True),
-                      eval=crop_iterator(cfg, cfg.data.eval_split, False)),
+        data=crop_data(cfg, crop_samples=cfg.data.crop_samples, fields=EMOTION_LABEL_FIELDS),
         losses={"model": loss_fn},
         eval_fn=eval_fn,
-        throughput_unit="audio_seconds",
-        count_units=audio_seconds,
+        **audio_throughput(),
     )
 
 

@@ -9,7 +9,7 @@ become pseudo-speakers (`speed_perturb`).
 Periodic eval runs on crops of held-out speakers (data.eval_split) and reports, per batch of
 crops, the mean cosine of same- and different-speaker pairs and an in-batch EER (the minimum
 over thresholds of max(FAR, FRR)). The full protocol (whole utterances, all pairs, per
-condition) is `emotive eval speaker` (emotive.infer.speaker_eval).
+condition) is `emotive eval speaker` (emotive.evals.speaker).
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ import optax
 
 from emotive.configs.asr import SAMPLE_RATE
 from emotive.configs.speaker import SpeakerConfig
-from emotive.data.pipeline import crop_batches
 from emotive.errors import UserError
 from emotive.models.speaker import SpeakerEncoder, aam_logits
+from emotive.train.losses import audio_throughput, crop_iterator
 from emotive.train.task import DataSpec, Task
-from emotive.data.input import DeviceBatches
-from emotive.data.tfds_io import open_data_split
 
 DEVICE_FIELDS = ("audio", "length", "speaker")
 
@@ -93,37 +91,31 @@ def make_task(cfg: SpeakerConfig) -> Task:
         eer, same_cos, diff_cos = batch_eer(emb, batch["speaker"])
         return {"batch_eer": eer, "same_cosine": same_cos, "different_cosine": diff_cos}
 
-    def iterator(split: str, train: bool):
-        def make(process_index: int, process_count: int):
-            opened = open_data_split(cfg.data, split)
-            if train and not opened.speakers:
-                raise UserError(f"{cfg.data.dataset}/{split} has no speaker labels; the speaker "
-                                "encoder needs a dataset with a speaker field")
-            if train and len(opened.speakers) > cfg.class_stride:
-                need = len(opened.speakers) * (1 + len(cfg.data.speed_factors))
-                raise UserError(f"{cfg.data.dataset}/{split} has {len(opened.speakers)} speakers "
-                                f"but model.num_speakers={mcfg.num_speakers} (with "
-                                f"{len(cfg.data.speed_factors)} speed factors); set "
-                                f"model.num_speakers={need} or more")
-            # Eval batches are shuffled too (same seed every time), so each batch mixes
-            # speakers instead of holding one speaker's records in file order.
-            inner = crop_batches(opened.source, crop_samples=crop,
-                                 global_batch_size=cfg.train.batch_size,
-                                 seed=cfg.train.seed + (0 if train else 1),
-                                 process_index=process_index, process_count=process_count,
-                                 speakers=opened.speakers, shuffle=True)
-            return DeviceBatches(inner, DEVICE_FIELDS)
-        return make
+    def check_speakers(opened):
+        split = cfg.data.train_split
+        if not opened.speakers:
+            raise UserError(f"{cfg.data.dataset}/{split} has no speaker labels; the speaker "
+                            "encoder needs a dataset with a speaker field")
+        if len(opened.speakers) > cfg.class_stride:
+            need = len(opened.speakers) * (1 + len(cfg.data.speed_factors))
+            raise UserError(f"{cfg.data.dataset}/{split} has {len(opened.speakers)} speakers "
+                            f"but model.num_speakers={mcfg.num_speakers} (with "
+                            f"{len(cfg.data.speed_factors)} speed factors); set "
+                            f"model.num_speakers={need} or more")
 
     return Task(
         name="speaker",
         make_model=lambda rngs: SpeakerEncoder(mcfg, rngs=rngs),
-        data=DataSpec(train=iterator(cfg.data.train_split, True),
-                      eval=iterator(cfg.data.eval_split, False)),
+        data=DataSpec(train=crop_iterator(cfg, cfg.data.train_split, crop_samples=crop,
+                                          fields=DEVICE_FIELDS, shuffle=True,
+                                          check=check_speakers),
+                      # Eval batches are shuffled too (same seed every time), so each batch
+                      # mixes speakers instead of holding one speaker's records in file order.
+                      eval=crop_iterator(cfg, cfg.data.eval_split, crop_samples=crop,
+                                         fields=DEVICE_FIELDS, shuffle=True, seed_offset=1)),
         losses={"model": loss_fn},
         eval_fn=eval_fn,
-        throughput_unit="audio_seconds",
-        count_units=lambda batch: float(np.sum(batch["length"])) / SAMPLE_RATE,
+        **audio_throughput(),
     )
 
 

@@ -32,10 +32,10 @@ from emotive.configs.student import StudentConfig
 from emotive.errors import UserError
 from emotive.models.ser import ADV_ORDER
 from emotive.models.wav2small import Wav2Small
-from emotive.train.task import DataSpec, Task
 from emotive.data.input import DeviceBatches
-from emotive.train.tasks.ser import (LABEL_FIELDS, adv_cccs, audio_seconds, crop_iterator,
-                                     masked_mean)
+from emotive.train.losses import (EMOTION_LABEL_FIELDS, adv_cccs, audio_throughput,
+                                  crop_data, masked_mean)
+from emotive.train.task import Task
 
 TRAIN_FIELDS = ("audio", "length", "example_mask")  # no labels: the teacher gives the targets
 
@@ -115,12 +115,11 @@ def make_task(cfg: StudentConfig) -> Task:
     return Task(
         name="student",
         make_model=lambda rngs: Wav2Small(cfg.model, rngs),
-        data=DataSpec(train=crop_iterator(cfg, cfg.data.train_split, True, TRAIN_FIELDS, wrap),
-                      eval=crop_iterator(cfg, cfg.data.eval_split, False, LABEL_FIELDS, wrap)),
+        data=crop_data(cfg, crop_samples=cfg.data.crop_samples, fields=TRAIN_FIELDS,
+                       eval_fields=EMOTION_LABEL_FIELDS, wrap=wrap),
         losses={"model": loss_fn},
         eval_fn=eval_fn,
-        throughput_unit="audio_seconds",
-        count_units=audio_seconds,
+        **audio_throughput(),
     )
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import grain
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from emotive.configs.toy_lm import ReversalDataConfig, ToyLMConfig
 from emotive.models.lm import CausalLM
 from emotive.models.transformer import train_flops
 from emotive.data.input import make_iterator
+from emotive.train.losses import masked_lm_loss
 from emotive.train.task import DataSpec, Task
 
 PAD, BOS, SEP, EOS = 0, 1, 2, 3
@@ -36,16 +36,6 @@ def reversal_example(index: int, cfg: ReversalDataConfig, seed: int) -> dict:
     segment_ids = (np.arange(cfg.seq_len) < len(row) - 1).astype(np.int32)
     return {"inputs": tokens[:-1], "targets": tokens[1:], "loss_mask": loss_mask,
             "segment_ids": segment_ids}
-
-
-def masked_lm_loss(logits_BxTxV, targets_BxT, mask_BxT):
-    """Mean token cross-entropy and accuracy over positions where mask is 1."""
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, targets_BxT)
-    denom = jnp.maximum(mask_BxT.sum(), 1.0)
-    loss = (ce * mask_BxT).sum() / denom
-    correct = (jnp.argmax(logits_BxTxV, -1) == targets_BxT).astype(jnp.float32)
-    accuracy = (correct * mask_BxT).sum() / denom
-    return loss, accuracy
 
 
 def make_task(cfg: ToyLMConfig) -> Task:

@@ -31,8 +31,8 @@ from emotive.data.tts_data import VocabCarryingIterator, build_documents, pack
 from emotive.errors import UserError
 from emotive.models.lm import CausalLM
 from emotive.models.transformer import train_flops
+from emotive.train.losses import masked_lm_loss
 from emotive.train.task import DataSpec, Task
-from emotive.train.tasks.toy_lm import masked_lm_loss
 
 
 def model_vocab_size(cfg: TTSConfig) -> int:

@@ -20,8 +20,8 @@ from emotive import cli  # noqa: E402
 from emotive.configs import base  # noqa: E402
 from emotive.configs.toy_lm import ToyLMConfig  # noqa: E402
 from emotive.errors import UserError  # noqa: E402
-from emotive.infer.hf import (export_hf_llama, import_hf_llama,  # noqa: E402
-                              llama_config_from_hf)
+from emotive.hub.hf_llama import (export_hf_llama, import_hf_llama,  # noqa: E402
+                                  llama_config_from_hf)
 from emotive.models.lm import CausalLM  # noqa: E402
 from emotive.train.checkpoint import latest_step_dir, read_config, restore_params  # noqa: E402
 

@@ -9,7 +9,7 @@ import pytest
 
 from emotive.data.emotions import EMOTIONS
 from emotive.errors import UserError
-from emotive.infer.verifiers import (EmotionVerifier, IntelligibilityVerifier, Request,
+from emotive.search.verifiers import (EmotionVerifier, IntelligibilityVerifier, Request,
                                      SpeakerVerifier, WeightedVerifier, load_verifiers)
 
 

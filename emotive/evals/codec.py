@@ -13,7 +13,6 @@ Writes `report.json` and `spectrograms.png` (input vs decoded log-mel of a few c
 
 from __future__ import annotations
 
-import json
 import pathlib
 import time
 
@@ -22,8 +21,8 @@ import numpy as np
 
 from emotive.codecs.fsq import codebook_usage
 from emotive.errors import UserError
+from emotive.evals.common import pad_seconds, plot_mel_grid, write_report
 from emotive.infer.codec import LoadedCodec, iterate_split
-from emotive.infer.loading import run_split_eval
 from emotive.models.codec import mel_distance, si_sdr
 
 PLOT_CLIPS = 3
@@ -46,17 +45,11 @@ def clip_metrics(reference_T: np.ndarray, decoded_T: np.ndarray, sample_rate: in
     out["stoi"] = float(stoi(ref, deg, sample_rate, extended=False))
     # Padded to whole seconds with the length passed along: a few compiled shapes, not one
     # per clip, and the padding does not count.
-    ref_1xL, deg_1xL = _pad_seconds(ref, sample_rate), _pad_seconds(deg, sample_rate)
+    ref_1xL, deg_1xL = pad_seconds(ref, sample_rate), pad_seconds(deg, sample_rate)
     lengths = jnp.asarray([ref.size])
     out["mel_distance"] = float(mel_distance(deg_1xL, ref_1xL, lengths, sample_rate))
     out["si_sdr"] = float(si_sdr(deg_1xL, ref_1xL, lengths)[0])
     return out
-
-
-def _pad_seconds(x_T: np.ndarray, sample_rate: int) -> jnp.ndarray:
-    """float32 [1, L]: x zero-padded to a whole number of seconds."""
-    padded = -(-x_T.size // sample_rate) * sample_rate
-    return jnp.asarray(np.pad(np.asarray(x_T, np.float32), (0, padded - x_T.size))[None])
 
 
 def _mean(values) -> float | None:
@@ -108,7 +101,7 @@ def evaluate(codec: LoadedCodec, data_dir, split: str = "test", *,
         report["report_file"] = str(out_dir / "report.json")
         report["plot_file"] = str(out_dir / "spectrograms.png")
         plot_spectrograms(plotted, sr, report["plot_file"])
-        pathlib.Path(report["report_file"]).write_text(json.dumps(report, indent=2) + "\n")
+        write_report(out_dir, report)
     return report
 
 
@@ -116,37 +109,6 @@ def plot_spectrograms(clips, sample_rate: int, path) -> None:
     """Input vs decoded log-mel spectrograms, one row per (id, input [T], decoded [T])."""
     plot_mel_grid([[(f"{clip_id}: input", ref), (f"{clip_id}: decoded", dec)]
                    for clip_id, ref, dec in clips], sample_rate, path)
-
-
-def plot_mel_grid(rows, sample_rate: int, path) -> None:
-    """Log-mel spectrograms in a grid: `rows` is a list of rows of (title, audio [T])."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    from emotive.codecs.audio import log_mel_spectrogram
-
-    cols = max(len(r) for r in rows)
-    fig, axes = plt.subplots(len(rows), cols, figsize=(5.5 * cols, 2.6 * len(rows)),
-                             squeeze=False)
-    for r, row in enumerate(rows):
-        for c in range(cols):
-            ax = axes[r, c]
-            if c >= len(row):
-                ax.axis("off")
-                continue
-            title, x = row[c]
-            mel = np.asarray(log_mel_spectrogram(_pad_seconds(x, sample_rate)[0], sample_rate,
-                                                 1024, 256, 80))[:1 + x.size // 256]
-            ax.imshow(mel.T, origin="lower", aspect="auto", cmap="magma", vmin=np.log(1e-5),
-                      extent=(0, x.size / sample_rate, 0, 80))
-            ax.set_title(title, fontsize=9)
-            ax.set_xlabel("seconds")
-            ax.set_ylabel("mel bin")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def format_report(report: dict) -> str:
@@ -164,10 +126,3 @@ def format_report(report: dict) -> str:
     if "plot_file" in report:
         lines.append(f"  spectrograms: {report['plot_file']}")
     return "\n".join(lines)
-
-
-def run_eval(kind: str, args, codec: LoadedCodec | None = None) -> int:
-    """`emotive eval codec` (and `emotive codec eval`): evaluate, print, write the report."""
-    from emotive.infer.codec import load_codec
-
-    return run_split_eval(kind, args, codec or load_codec(args.ckpt), evaluate, format_report)

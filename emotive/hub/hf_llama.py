@@ -18,28 +18,21 @@ leading layers axis; both directions stack or unstack it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import json
-import operator
 import pathlib
-from typing import Callable
 
 import jax
-import ml_dtypes
 import numpy as np
 from flax import nnx
-from safetensors.numpy import save_file
 
 from emotive.configs.common import TransformerConfig
 from emotive.errors import UserError
-from emotive.infer.hf_files import (INDEX_FILE, open_safetensors, read_hf_config, read_tensor,
-                                    weight_files)
+from emotive.hub.hf_files import (CheckpointTensors, read_hf_config, weight_files,
+                                  write_safetensors)
+from emotive.hub.tensors import (NP_DTYPES, HFTensor, build_model, check_import_dtype, listing,
+                                 to_hf, to_pure)
 from emotive.models.lm import CausalLM
-
-NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}
-FLOAT_TENSOR_DTYPES = ("F32", "BF16", "F16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +62,7 @@ def llama_config_from_hf(hf: dict, *, dtype: str = "float32",
     if "LlamaForCausalLM" not in archs:
         raise UserError(f"config.json lists architectures {archs}; only LlamaForCausalLM "
                         "(a language model with its lm_head) can be imported")
-    if dtype not in ("float32", "bfloat16"):
-        raise UserError(f"dtype must be float32 or bfloat16, got {dtype!r}")
+    check_import_dtype(dtype)
     missing = [k for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
                            "num_attention_heads", "vocab_size") if k not in hf]
     if missing:
@@ -162,16 +154,6 @@ def hf_config_from_model(cfg: TransformerConfig, vocab_size: int, tie: bool, *,
 # ----------------------------------------------------------------------------- weight map
 
 
-@dataclasses.dataclass(frozen=True)
-class _Tensor:
-    hf_key: str
-    path: tuple[str, ...]  # inside a block for layer tensors, else from the model root
-    layer: int | None
-    hf_shape: tuple[int, ...]
-    to_ours: Callable[[np.ndarray], np.ndarray]
-    to_hf: Callable[[np.ndarray], np.ndarray]
-
-
 IDENTITY = (lambda w: w), (lambda w: w)
 TRANSPOSE = (lambda w: w.T), (lambda w: w.T)  # torch Linear [out, in] <-> Dense [in, out]
 
@@ -193,11 +175,12 @@ def _merge_heads(e: int, n: int, d: int):
             (lambda k: k.transpose(2, 0, 1).reshape(e, n * d)))
 
 
-def _tensor_specs(cfg: TransformerConfig, vocab: int, tie: bool) -> list[_Tensor]:
-    """Every tensor of the LlamaForCausalLM that equals our model, in file order."""
+def _tensor_specs(cfg: TransformerConfig, vocab: int, tie: bool) -> list[HFTensor]:
+    """Every tensor of the LlamaForCausalLM that equals our model, in file order; the paths
+    are those of an unscanned CausalLM's pure parameter dict."""
     e, h, k, d, m = cfg.d_model, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.mlp_dim
-    specs = [_Tensor("model.embed_tokens.weight", ("embed", "embedding"), None, (vocab, e),
-                     *IDENTITY)]
+    specs = [HFTensor("model.embed_tokens.weight", ("embed", "embedding"), (vocab, e),
+                      *IDENTITY)]
     bias_fns = {"q": _split_bias(h, d), "k": _split_bias(k, d), "v": _split_bias(k, d)}
     for i in range(cfg.num_layers):
         rows = [
@@ -216,13 +199,11 @@ def _tensor_specs(cfg: TransformerConfig, vocab: int, tie: bool) -> list[_Tensor
             rows += [(key.replace(".weight", ".bias"), path[:-1] + ("bias",), shape[:1],
                       bias_fns.get(path[1], IDENTITY))
                      for key, path, shape, _ in rows if key.endswith("_proj.weight")]
-        specs += [_Tensor(f"model.layers.{i}.{key}", path, i, shape, *fns)
+        specs += [HFTensor(f"model.layers.{i}.{key}", ("body", "blocks", i) + path, shape, *fns)
                   for key, path, shape, fns in rows]
-    specs.append(_Tensor("model.norm.weight", ("body", "final_norm", "scale"), None, (e,),
-                         *IDENTITY))
+    specs.append(HFTensor("model.norm.weight", ("body", "final_norm", "scale"), (e,), *IDENTITY))
     if not tie:
-        specs.append(_Tensor("lm_head.weight", ("head", "kernel"), None, (vocab, e),
-                             *TRANSPOSE))
+        specs.append(HFTensor("lm_head.weight", ("head", "kernel"), (vocab, e), *TRANSPOSE))
     return specs
 
 
@@ -248,73 +229,33 @@ def import_hf_llama(path: str | pathlib.Path, *, dtype: str = "float32",
     cfg, vocab, tie = llama_config_from_hf(hf, dtype=dtype, scan_layers=scan_layers)
     specs = _tensor_specs(cfg, vocab, tie)
     files = weight_files(root)
-    with contextlib.ExitStack() as stack:
-        handles = {f: stack.enter_context(open_safetensors(f)) for f in files}
-        where: dict[str, pathlib.Path] = {}
-        for f, handle in handles.items():
-            for key in handle.keys():
-                if key in where:
-                    raise UserError(f"tensor {key} appears in both {where[key].name} and "
-                                    f"{f.name}; the checkpoint is inconsistent")
-                where[key] = f
-        source_dtypes = _check_tensors(specs, where, handles, tie, root)
-        pure: dict = {}
-        for s in specs:
-            f = where[s.hf_key]
-            array = s.to_ours(read_tensor(handles[f], s.hf_key, f)).astype(NP_DTYPES[dtype])
-            _put(pure, s, np.ascontiguousarray(array))
+    with CheckpointTensors(files) as tensors:
+        source_dtypes = _check_tensors(specs, tensors, tie, root)
+        pure = to_pure(specs, tensors.read, dtype)
     if scan_layers:
         _stack_layers(pure, cfg.num_layers)
-    # device_put, not jnp.asarray: the latter compiles a tiny program per distinct shape.
-    model = _build(cfg, vocab, tie, jax.device_put(pure))
-    ignored = tuple(sorted(k for k in where if _is_ignorable(k, tie)))
+    model = build_model(lambda: CausalLM(cfg, vocab, tie_embeddings=tie, rngs=nnx.Rngs(0)),
+                        pure)
+    ignored = tuple(tensors.unused({s.hf_key for s in specs}))
     info = HFLlamaInfo(config=cfg, vocab_size=vocab, tie_embeddings=tie,
                        source_dtypes=source_dtypes,
                        files=tuple(f.name for f in files), ignored_keys=ignored, hf_config=hf)
     return model, info
 
 
-def _check_tensors(specs, where, handles, tie, root) -> tuple[str, ...]:
+def _check_tensors(specs: list[HFTensor], tensors: CheckpointTensors, tie: bool,
+                   root: pathlib.Path) -> tuple[str, ...]:
     """Raises on missing, unexpected, misshapen or non-float tensors; returns dtypes seen."""
-    expected = {s.hf_key for s in specs}
-    missing = [s.hf_key for s in specs if s.hf_key not in where]
+    missing = [s.hf_key for s in specs if s.hf_key not in tensors.where]
     if missing:
-        raise UserError(f"{root} lacks tensor(s) {_listing(missing)} that its "
+        raise UserError(f"{root} lacks tensor(s) {listing(missing)} that its "
                         "config.json implies; the checkpoint is incomplete or not a "
                         "LlamaForCausalLM")
-    unexpected = sorted(k for k in where if k not in expected and not _is_ignorable(k, tie))
+    unexpected = tensors.unused({s.hf_key for s in specs}, lambda k: _is_ignorable(k, tie))
     if unexpected:
-        raise UserError(f"{root} has tensor(s) {_listing(unexpected)} that a "
+        raise UserError(f"{root} has tensor(s) {listing(unexpected)} that a "
                         "LlamaForCausalLM with its config.json does not have; check the config")
-    seen = set()
-    for s in specs:
-        sl = handles[where[s.hf_key]].get_slice(s.hf_key)
-        shape, kind = tuple(sl.get_shape()), sl.get_dtype()
-        if shape != s.hf_shape:
-            raise UserError(f"tensor {s.hf_key} has shape {list(shape)} but config.json implies "
-                            f"{list(s.hf_shape)}; the weights do not match the config")
-        if kind not in FLOAT_TENSOR_DTYPES:
-            raise UserError(f"tensor {s.hf_key} has dtype {kind}; only F32, BF16 and F16 "
-                            "weights are supported (quantised checkpoints are not)")
-        seen.add(kind)
-    return tuple(sorted(seen))
-
-
-def _full_path(s: _Tensor) -> tuple:
-    """Where a tensor sits in an unscanned CausalLM's pure parameter dict."""
-    return s.path if s.layer is None else ("body", "blocks", s.layer) + s.path
-
-
-def _listing(keys: list[str], show: int = 3) -> str:
-    more = f" and {len(keys) - show} more" if len(keys) > show else ""
-    return ", ".join(keys[:show]) + more
-
-
-def _put(pure: dict, s: _Tensor, value) -> None:
-    *parents, last = _full_path(s)
-    for key in parents:
-        pure = pure.setdefault(key, {})
-    pure[last] = value
+    return tuple(sorted({tensors.check(s.hf_key, s.hf_shape) for s in specs}))
 
 
 def _stack_layers(pure: dict, num_layers: int) -> None:
@@ -322,18 +263,6 @@ def _stack_layers(pure: dict, num_layers: int) -> None:
     blocks = pure["body"]["blocks"]
     pure["body"]["blocks"] = jax.tree.map(lambda *xs: np.stack(xs),
                                           *[blocks[i] for i in range(num_layers)])
-
-
-def _build(cfg: TransformerConfig, vocab: int, tie: bool, pure: dict) -> CausalLM:
-    """A CausalLM holding `pure`, built abstractly so no random weights are ever made."""
-    abstract = nnx.eval_shape(lambda: CausalLM(cfg, vocab, tie_embeddings=tie,
-                                               rngs=nnx.Rngs(0)))
-    graphdef, state = nnx.split(abstract)
-    want = jax.tree.map(lambda x: (x.shape, x.dtype), state.to_pure_dict())
-    got = jax.tree.map(lambda x: (x.shape, x.dtype), pure)
-    assert want == got, "weight map and CausalLM disagree"  # a bug here, not bad input
-    nnx.replace_by_pure_dict(state, pure)
-    return nnx.merge(graphdef, state)
 
 
 # ----------------------------------------------------------------------------- export
@@ -366,44 +295,9 @@ def export_hf_llama(model: CausalLM, path: str | pathlib.Path, *, dtype: str = "
         blocks = pure["body"]["blocks"]
         pure["body"]["blocks"] = {i: jax.tree.map(lambda x, i=i: x[i], blocks)
                                   for i in range(cfg.num_layers)}
-    tensors = {}
-    for s in _tensor_specs(cfg, vocab, tie):
-        leaf = functools.reduce(operator.getitem, _full_path(s), pure)
-        tensor = np.asarray(s.to_hf(np.asarray(leaf))).astype(NP_DTYPES[dtype])
-        tensors[s.hf_key] = np.ascontiguousarray(tensor)
+    tensors = to_hf(_tensor_specs(cfg, vocab, tie), pure, dtype)
     root.mkdir(parents=True, exist_ok=True)
-    _write_safetensors(tensors, root, shard_size_bytes)
+    write_safetensors(tensors, root, shard_size_bytes)
     (root / "config.json").write_text(json.dumps(hf, indent=2, sort_keys=True) + "\n")
     return root
 
-
-def _write_safetensors(tensors: dict[str, np.ndarray], root: pathlib.Path,
-                       shard_size_bytes: int | None) -> None:
-    # transformers refuses safetensors files without a framework tag in their metadata.
-    metadata = {"format": "pt"}
-    if not shard_size_bytes:
-        save_file(tensors, str(root / "model.safetensors"), metadata=metadata)
-        return
-    if shard_size_bytes <= 0:
-        raise UserError(f"shard_size_bytes must be positive, got {shard_size_bytes}")
-    shards: list[dict[str, np.ndarray]] = [{}]
-    size = 0
-    for key, tensor in tensors.items():
-        if shards[-1] and size + tensor.nbytes > shard_size_bytes:
-            shards.append({})
-            size = 0
-        shards[-1][key] = tensor
-        size += tensor.nbytes
-    weight_map = {}
-    for i, shard in enumerate(shards):
-        name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, str(root / name), metadata=metadata)
-        weight_map.update({key: name for key in shard})
-    index = {"metadata": {"total_size": int(sum(t.nbytes for t in tensors.values()))},
-             "weight_map": weight_map}
-    (root / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
-
-
-# The Wav2Vec2 importer lives in its own module; `emotive.infer.hf` is the one place to import
-# every Hugging Face converter from.
-from emotive.infer.hf_wav2vec2 import HFWav2Vec2Info, import_hf_wav2vec2  # noqa: E402,F401

@@ -16,29 +16,17 @@ spectrograms.png (original, resynthesis and TTS of the first clips side by side)
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
 
+from emotive.configs.common import SAMPLE_RATE
 from emotive.data.emotions import EMOTIONS
-from emotive.metrics.recognition import error_counts
+from emotive.evals.common import corpus_rates, plot_mel_grid, write_report
+from emotive.infer.predictor import pad_rows
+from emotive.search.verifiers import EmotionVerifier, IntelligibilityVerifier
 
 PLOTTED_CLIPS = 4  # rows of spectrograms.png: original | resynthesis | TTS
-
-
-def _rates(refs, hyps) -> dict:
-    c = error_counts(refs, hyps)
-    return {"cer": c["char_edits"] / max(c["chars"], 1),
-            "wer": c["word_edits"] / max(c["words"], 1), **c}
-
-
-def _pad(audios) -> tuple[np.ndarray, np.ndarray]:
-    lengths = np.array([a.size for a in audios], np.int32)
-    batch = np.zeros((len(audios), int(lengths.max())), np.float32)
-    for i, a in enumerate(audios):
-        batch[i, :a.size] = a
-    return batch, lengths
 
 
 def select_clips(clips, emotions, limit: int) -> list[dict]:
@@ -66,13 +54,20 @@ def select_clips(clips, emotions, limit: int) -> list[dict]:
 def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test", *,
              dataset: str = "emotive_speech", limit: int = 48, seed: int = 0,
              out_dir=None, batch_size: int = 8) -> dict:
-    """Returns (and writes under out_dir) the report described in the module docstring."""
+    """Returns (and writes under out_dir) the report described in the module docstring.
+
+    `recognizer` and `emotion_model` are the judges' predictors; they score through the
+    search verifiers (IntelligibilityVerifier, EmotionVerifier), as search does.
+    """
     from emotive.codecs.audio import save_audio
-    from emotive.infer.codec import iterate_split
+    from emotive.infer import codec as codec_lib  # looked up at call time: tests stand in
     from emotive.infer.tts import synthesize_batch
 
+    intelligibility = IntelligibilityVerifier(recognizer)
+    emotion = EmotionVerifier(emotion_model)
+
     _, _, vocab, step = lm
-    clips = select_clips(iterate_split(codec, data_dir, split, dataset=dataset,
+    clips = select_clips(codec_lib.iterate_split(codec, data_dir, split, dataset=dataset,
                                        batch_size=batch_size, decode=True),
                          [e for e in EMOTIONS if e in vocab.emotions], limit)
     out = pathlib.Path(out_dir) if out_dir is not None else None
@@ -89,11 +84,11 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
             intensities=[c["intensity"] if c["intensity"] in vocab.intensities
                          else vocab.intensities[-1] for c in group],
             seed=seed + start,
-            max_seconds=max(2.0 * c["audio"].size / 16000 + 1.0 for c in group))
+            max_seconds=max(2.0 * c["audio"].size / SAMPLE_RATE + 1.0 for c in group))
         for c, (wave,) in zip(group, waves):
             versions["tts"].append(wave)
             if out is not None:
-                save_audio(out / "wavs" / f"{c['id']}-tts.wav", wave, 16000)
+                save_audio(out / "wavs" / f"{c['id']}-tts.wav", wave, SAMPLE_RATE)
         print(f"tts eval: spoke {min(start + batch_size, len(clips))}/{len(clips)} clips",
               flush=True)
     refs = [c["text"] for c in clips]
@@ -104,12 +99,11 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
     for name, audios in versions.items():
         hyps, labels = [], []
         for start in range(0, len(audios), batch_size):
-            batch, lengths = _pad(audios[start:start + batch_size])
-            hyps += recognizer.transcribe(batch, lengths)
-            probs = emotion_model.predict(batch, lengths)["probs"]
-            labels += list(np.argmax(probs, axis=1))
+            batch, lengths = pad_rows(audios[start:start + batch_size])
+            hyps += intelligibility.transcribe(batch, lengths)
+            labels += list(emotion.categories(batch, lengths))
         preds[name] = np.array(labels)
-        report["intelligibility"][name] = _rates(refs, hyps)
+        report["intelligibility"][name] = corpus_rates(refs, hyps)
         report["emotion_accuracy"][name] = float(np.mean(preds[name] == truth)) if clips else 0.0
         if name == "tts":
             report["examples"] = [{"id": c["id"], "text": c["text"], "tts_heard": h}
@@ -120,14 +114,12 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
             "clips": int(rows.sum()),
             **{f"accuracy_{name}": float(np.mean(preds[name][rows] == e)) for name in preds}}
     if out is not None:
-        from emotive.infer.codec_eval import plot_mel_grid
-
         shown = range(min(PLOTTED_CLIPS, len(clips)))
         plot_mel_grid([[(f"{name}: {EMOTIONS[clips[i]['emotion']]}, {clips[i]['text'][:32]}",
                          versions[name][i]) for name in versions] for i in shown],
-                      16000, out / "spectrograms.png")
+                      SAMPLE_RATE, out / "spectrograms.png")
         report["spectrograms"] = str(out / "spectrograms.png")
-        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_report(out, report)
     return report
 
 
@@ -143,28 +135,3 @@ def format_report(report: dict) -> str:
         lines.append(f"{e:<12}{r['clips']:>6}{100 * r['accuracy_original']:>9.0f}%"
                      f"{100 * r['accuracy_resynthesis']:>8.0f}%{100 * r['accuracy_tts']:>6.0f}%")
     return "\n".join(lines)
-
-
-def run_eval(kind: str, args) -> int:
-    """`emotive eval tts`: needs --codec, --asr and --ser beside --ckpt."""
-    from emotive.errors import UserError
-    from emotive.infer.asr_eval import load_recognizer
-    from emotive.infer.codec import load_codec
-    from emotive.infer.emotion import load_emotion_model
-    from emotive.infer.loading import eval_dir
-    from emotive.infer.tts_model import load_tts
-
-    for flag in ("codec", "asr", "ser"):
-        if not getattr(args, flag):
-            raise UserError(f"emotive eval tts needs --{flag} RUN_DIR (see --help)")
-    lm = load_tts(args.ckpt)
-    emotion_model = load_emotion_model(args.ser, tasks=("ser",))
-    codec, recognizer = load_codec(args.codec), load_recognizer(args.asr)
-    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, lm[3])
-    report = evaluate(lm, codec, recognizer, emotion_model,
-                      args.data_dir or codec.cfg.data.data_dir, args.split,
-                      dataset=args.dataset, limit=args.limit or 48, out_dir=out_dir,
-                      batch_size=args.batch_size)
-    print(format_report(report))
-    print(f"report: {out_dir}/report.json")
-    return 0

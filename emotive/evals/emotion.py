@@ -18,29 +18,16 @@ Writes report.json and confusion.png (all clips) plus confusion_<condition>.png 
 
 from __future__ import annotations
 
-import json
 import pathlib
 import time
 
 import numpy as np
 
-from emotive.data.emotions import CONDITIONS, EMOTIONS
-from emotive.errors import UserError
-from emotive.infer.emotion import SAMPLE_RATE, EmotionPredictor, load_emotion_model
-from emotive.infer.loading import eval_dir
+from emotive.data.emotions import EMOTIONS
+from emotive.evals.common import by_condition, clip_batches, write_report
+from emotive.infer.emotion import EmotionPredictor
 from emotive.metrics.emotion import ccc, classification_report, write_confusion_png
 from emotive.models.ser import ADV_ORDER
-
-
-def split_buckets(num_samples: np.ndarray, smallest: int = SAMPLE_RATE) -> tuple[int, ...]:
-    """Bucket lengths for whole clips: 1 s doubling up to the longest clip (rounded up to
-    a second), so jit sees a handful of shapes."""
-    longest = int(np.max(num_samples)) if len(num_samples) else smallest
-    buckets, size = [], smallest
-    while size < longest:
-        buckets.append(size)
-        size *= 2
-    return tuple(buckets) + (-(-longest // smallest) * smallest,)
 
 
 def predict_split(predictor: EmotionPredictor, data_dir, split: str, *,
@@ -49,38 +36,22 @@ def predict_split(predictor: EmotionPredictor, data_dir, split: str, *,
     """Runs `predictor` (and `teacher`) over whole clips of a split; returns numpy arrays:
     id, condition (str [N]), emotion (int [N], -1 unknown), adv, has_adv (labels), pred_adv
     [N, 3], pred_probs [N, 8] or None, and teacher_adv / teacher_probs with a teacher."""
-    from emotive.data.pipeline import bucket_batches
-    from emotive.data.tfds_io import open_split
-
-    opened = open_split(data_dir, dataset, split)
-    batches = bucket_batches(opened.source, opened.num_samples,
-                             buckets=split_buckets(opened.num_samples),
-                             global_batch_size=batch_size, seed=0, shuffle=False, num_epochs=1,
-                             drop_remainder=False, speakers=opened.speakers)
     rows: dict[str, list] = {k: [] for k in ("id", "condition", "emotion", "adv", "has_adv",
                                              "pred_adv", "pred_probs", "teacher_adv",
                                              "teacher_probs")}
-    try:
-        for batch in batches:
-            keep = np.flatnonzero(batch["example_mask"])
-            out = predictor.predict(batch["audio"], batch["length"])
-            ref = teacher.predict(batch["audio"], batch["length"]) if teacher else None
-            for k in ("id", "condition", "emotion", "adv", "has_adv"):
-                rows[k].extend(batch[k][keep])
-            rows["pred_adv"].extend(out["adv"][keep])
-            if out["probs"] is not None:
-                rows["pred_probs"].extend(out["probs"][keep])
-            if ref is not None:
-                rows["teacher_adv"].extend(ref["adv"][keep])
-                rows["teacher_probs"].extend(ref["probs"][keep])
-            if limit is not None and len(rows["id"]) >= limit:
-                break
-    finally:
-        batches.close()
-    if not rows["id"]:
-        raise UserError(f"split {split!r} of {dataset} under {data_dir} has no clips to evaluate")
-    n = len(rows["id"]) if limit is None else min(limit, len(rows["id"]))
-    return {k: (np.asarray(v[:n]) if v else None) for k, v in rows.items()}
+    for batch, keep in clip_batches(data_dir, dataset, split, batch_size=batch_size,
+                                    limit=limit, desc=f"{predictor.task} {split}"):
+        out = predictor.predict(batch["audio"], batch["length"])
+        ref = teacher.predict(batch["audio"], batch["length"]) if teacher else None
+        for k in ("id", "condition", "emotion", "adv", "has_adv"):
+            rows[k].extend(batch[k][keep])
+        rows["pred_adv"].extend(out["adv"][keep])
+        if out["probs"] is not None:
+            rows["pred_probs"].extend(out["probs"][keep])
+        if ref is not None:
+            rows["teacher_adv"].extend(ref["adv"][keep])
+            rows["teacher_probs"].extend(ref["probs"][keep])
+    return {k: (np.asarray(v) if v else None) for k, v in rows.items()}
 
 
 def group_metrics(p: dict, rows: np.ndarray) -> dict:
@@ -107,11 +78,7 @@ def group_metrics(p: dict, rows: np.ndarray) -> dict:
 
 def _groups(conditions: np.ndarray) -> dict[str, np.ndarray]:
     """'all' plus one group per condition, the corpus's conditions first in their order."""
-    found = [c for c in dict.fromkeys(conditions.tolist()) if c]
-    ordered = [c for c in CONDITIONS if c in found] + sorted(set(found) - set(CONDITIONS))
-    groups = {"all": np.arange(conditions.size)}
-    groups.update({c: np.flatnonzero(conditions == c) for c in ordered})
-    return groups
+    return {"all": np.arange(conditions.size), **by_condition(conditions, unknown=None)}
 
 
 def evaluate(predictor: EmotionPredictor, data_dir, split: str = "validation", *,
@@ -124,11 +91,11 @@ def evaluate(predictor: EmotionPredictor, data_dir, split: str = "validation", *
                       limit=limit, teacher=teacher)
     groups = {name: group_metrics(p, rows) for name, rows in _groups(p["condition"]).items()}
     report = {"task": predictor.task, "step": predictor.step,
-              "checkpoint": str(predictor.trained.step_dir), "dataset": dataset, "split": split,
+              "checkpoint": str(predictor.step_dir), "dataset": dataset, "split": split,
               "clips": int(p["id"].size), "parameters": predictor.num_params,
               "emotions": list(EMOTIONS), "overall": groups.pop("all"), "per_condition": groups}
     if teacher is not None:
-        report["teacher"] = {"checkpoint": str(teacher.trained.step_dir), "step": teacher.step,
+        report["teacher"] = {"checkpoint": str(teacher.step_dir), "step": teacher.step,
                              "parameters": teacher.num_params}
     report["eval_seconds"] = round(time.perf_counter() - start, 1)
     if out_dir is not None:
@@ -149,7 +116,7 @@ def _write(report: dict, out_dir: pathlib.Path) -> None:
                                   f"UAR {metrics['uar']:.3f}")
         files[f"confusion_{name}"] = str(path)
     report["files"] = files
-    pathlib.Path(files["report"]).write_text(json.dumps(report, indent=2) + "\n")
+    write_report(out_dir, report)
 
 
 def format_report(report: dict) -> str:
@@ -174,21 +141,3 @@ def format_report(report: dict) -> str:
     if "files" in report:
         lines.append(f"  report: {report['files']['report']}")
     return "\n".join(lines)
-
-
-def run_eval(kind: str, args) -> int:
-    """`emotive eval ser|student`: load, evaluate, print, write (see commands/eval.py)."""
-    predictor = load_emotion_model(args.ckpt, tasks=(kind,))
-    teacher = None
-    if kind == "student":
-        teacher_ckpt = args.teacher or predictor.trained.cfg.teacher.ckpt
-        if not teacher_ckpt:
-            raise UserError("the student's config names no teacher; pass --teacher DIR")
-        teacher = load_emotion_model(teacher_ckpt, tasks=("ser",))
-    data_dir = args.data_dir or predictor.trained.cfg.data.data_dir
-    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, predictor.step)
-    report = evaluate(predictor, data_dir, args.split, dataset=args.dataset,
-                      batch_size=args.batch_size, limit=args.limit, teacher=teacher,
-                      out_dir=out_dir)
-    print(format_report(report))
-    return 0

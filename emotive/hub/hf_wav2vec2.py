@@ -30,21 +30,18 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Callable
 
 import jax
-import ml_dtypes
 import numpy as np
 from flax import nnx
-from safetensors import safe_open
 
 from emotive.configs.classifiers import EmotionHeadConfig, Wav2Vec2Config, wav2vec2_transformer
 from emotive.errors import UserError
-from emotive.infer.hf_files import read_hf_config, weight_files
+from emotive.hub.hf_files import CheckpointTensors, read_hf_config, weight_files
+from emotive.hub.tensors import (NP_DTYPES, HFTensor, build_model, check_import_dtype, listing,
+                                 put, to_pure)
 from emotive.models.ser import EmotionHeads, SpeechEmotionModel
 
-NP_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
-FLOAT_TENSOR_DTYPES = ("F32", "BF16", "F16")
 PREFIX = "wav2vec2."
 POS = "encoder.pos_conv_embed.conv."
 # Weight-norm spellings (magnitude g, direction v): torch.nn.utils.weight_norm, then the
@@ -86,8 +83,7 @@ def wav2vec2_config_from_hf(hf: dict, *, dtype: str = "float32",
     if hf.get("model_type") != "wav2vec2":
         raise UserError(f"config.json has model_type={hf.get('model_type')!r}; only 'wav2vec2' "
                         "checkpoints can be imported")
-    if dtype not in NP_DTYPES:
-        raise UserError(f"dtype must be float32 or bfloat16, got {dtype!r}")
+    check_import_dtype(dtype)
     c = {**HF_DEFAULTS, **hf}
     for key in ("hidden_act", "feat_extract_activation"):
         if c[key] != "gelu":
@@ -125,26 +121,18 @@ def wav2vec2_config_from_hf(hf: dict, *, dtype: str = "float32",
 # ----------------------------------------------------------------------------- weight map
 
 
-@dataclasses.dataclass(frozen=True)
-class _Tensor:
-    hf_key: str  # without the wav2vec2. prefix
-    path: tuple  # in SpeechEmotionModel's pure parameter dict
-    hf_shape: tuple[int, ...]
-    to_ours: Callable[[np.ndarray], np.ndarray]
-
-
 SAME = lambda w: w  # noqa: E731
 LINEAR = lambda w: w.T  # noqa: E731 - torch [out, in] -> Dense [in, out]
 CONV = lambda w: w.transpose(2, 1, 0)  # noqa: E731 - torch [out, in, K] -> ours [K, in, out]
 
 
-def _norm(hf: str, path: tuple, dim: int) -> list[_Tensor]:
-    return [_Tensor(f"{hf}.weight", path + ("scale",), (dim,), SAME),
-            _Tensor(f"{hf}.bias", path + ("bias",), (dim,), SAME)]
+def _norm(hf: str, path: tuple, dim: int) -> list[HFTensor]:
+    return [HFTensor(f"{hf}.weight", path + ("scale",), (dim,), SAME),
+            HFTensor(f"{hf}.bias", path + ("bias",), (dim,), SAME)]
 
 
 def _linear(hf: str, path: tuple, n_in: int, n_out: int, out_split: tuple | None = None,
-            in_split: tuple | None = None) -> list[_Tensor]:
+            in_split: tuple | None = None) -> list[HFTensor]:
     """A torch Linear as a Dense whose output (or input) dim may be split into (heads, dim)."""
     def weight(w):
         k = w.T
@@ -154,19 +142,19 @@ def _linear(hf: str, path: tuple, n_in: int, n_out: int, out_split: tuple | None
             k = k.reshape(in_split + (n_out,))
         return k
     bias = (lambda b: b.reshape(out_split)) if out_split else SAME
-    return [_Tensor(f"{hf}.weight", path + ("kernel",), (n_out, n_in), weight),
-            _Tensor(f"{hf}.bias", path + ("bias",), (n_out,), bias)]
+    return [HFTensor(f"{hf}.weight", path + ("kernel",), (n_out, n_in), weight),
+            HFTensor(f"{hf}.bias", path + ("bias",), (n_out,), bias)]
 
 
-def _encoder_specs(cfg: Wav2Vec2Config) -> list[_Tensor]:
+def _encoder_specs(cfg: Wav2Vec2Config) -> list[HFTensor]:
     """Every encoder tensor but the positional conv kernel (which needs two tensors)."""
     specs, enc = [], ("encoder",)
     in_ch = 1
     for i, (ch, k) in enumerate(zip(cfg.conv_dim, cfg.conv_kernel)):
         hf, path = f"feature_extractor.conv_layers.{i}", enc + ("convs", i)
-        specs.append(_Tensor(f"{hf}.conv.weight", path + ("kernel",), (ch, in_ch, k), CONV))
+        specs.append(HFTensor(f"{hf}.conv.weight", path + ("kernel",), (ch, in_ch, k), CONV))
         if cfg.conv_bias:
-            specs.append(_Tensor(f"{hf}.conv.bias", path + ("bias",), (ch,), SAME))
+            specs.append(HFTensor(f"{hf}.conv.bias", path + ("bias",), (ch,), SAME))
         if cfg.feat_extract_norm == "layer" or i == 0:
             specs += _norm(f"{hf}.layer_norm", path + ("norm",), ch)
         in_ch = ch
@@ -174,7 +162,7 @@ def _encoder_specs(cfg: Wav2Vec2Config) -> list[_Tensor]:
     e, h, d, m = t.d_model, t.num_heads, t.head_dim, t.mlp_dim
     specs += _norm("feature_projection.layer_norm", enc + ("proj_norm",), in_ch)
     specs += _linear("feature_projection.projection", enc + ("proj",), in_ch, e)
-    specs.append(_Tensor(f"{POS}bias", enc + ("pos_conv", "bias"), (e,), SAME))
+    specs.append(HFTensor(f"{POS}bias", enc + ("pos_conv", "bias"), (e,), SAME))
     final = ("transformer", "final_norm") if cfg.do_stable_layer_norm else ("input_norm",)
     specs += _norm("encoder.layer_norm", enc + final, e)
     for i in range(t.num_layers):
@@ -190,7 +178,7 @@ def _encoder_specs(cfg: Wav2Vec2Config) -> list[_Tensor]:
     return specs
 
 
-def _head_specs(cfg: Wav2Vec2Config) -> list[_Tensor]:
+def _head_specs(cfg: Wav2Vec2Config) -> list[HFTensor]:
     e, hidden = cfg.d_model, cfg.head.hidden or cfg.d_model
     return (_linear("classifier.dense", ("heads", "adv_dense"), e, hidden)
             + _linear("classifier.out_proj", ("heads", "adv_out"), hidden, cfg.head.num_adv))
@@ -206,91 +194,43 @@ def fold_weight_norm(g: np.ndarray, v: np.ndarray) -> np.ndarray:
     return (g.astype(np.float64) * v64 / norm).astype(np.float32)
 
 
-# ----------------------------------------------------------------------------- files
-
-
-class _Reader:
-    """All tensors of a checkpoint by (prefix-free) key; reads lazily, checks shapes first."""
-
-    def __init__(self, files: list[pathlib.Path]):
-        self.where: dict[str, tuple[pathlib.Path, str]] = {}
-        self.meta: dict[str, tuple[tuple[int, ...], str]] = {}
-        for f in files:
-            try:
-                with safe_open(f, framework="numpy") as handle:
-                    for key in handle.keys():
-                        sl = handle.get_slice(key)
-                        ours = key[len(PREFIX):] if key.startswith(PREFIX) else key
-                        if ours in self.where:
-                            raise UserError(f"tensor {key} appears twice in the checkpoint "
-                                            f"({self.where[ours][0].name}, {f.name})")
-                        self.where[ours] = (f, key)
-                        self.meta[ours] = (tuple(sl.get_shape()), sl.get_dtype())
-            except UserError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-                reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-                raise UserError(f"{f} is not a readable safetensors file ({reason})") from None
-
-    def check(self, key: str, shape: tuple[int, ...]) -> str:
-        """Raises unless `key` exists with `shape` and a float dtype; returns its dtype."""
-        if key not in self.where:
-            raise UserError(f"checkpoint lacks tensor {self.where_name(key)} that its config.json "
-                            "implies; the checkpoint is incomplete or not a Wav2Vec2 model")
-        got, kind = self.meta[key]
-        if got != tuple(shape):
-            raise UserError(f"tensor {self.where[key][1]} has shape {list(got)} but config.json "
-                            f"implies {list(shape)}; the weights do not match the config")
-        if kind not in FLOAT_TENSOR_DTYPES:
-            raise UserError(f"tensor {self.where[key][1]} has dtype {kind}; only F32, BF16 and "
-                            "F16 weights are supported")
-        return kind
-
-    def where_name(self, key: str) -> str:
-        return self.where[key][1] if key in self.where else key
-
-    def read(self, key: str) -> np.ndarray:
-        f, name = self.where[key]
-        with safe_open(f, framework="numpy") as handle:
-            try:
-                array = handle.get_tensor(name)
-            except (TypeError, ValueError):  # older safetensors cannot give numpy bfloat16
-                with safe_open(f, framework="flax") as flax_handle:
-                    array = np.asarray(flax_handle.get_tensor(name))
-        return array.astype(np.float32)
-
-
 # ----------------------------------------------------------------------------- import
 
 
-def _pos_conv_keys(reader: _Reader, cfg: Wav2Vec2Config) -> tuple[str, tuple[str, ...]]:
+def _check(reader: CheckpointTensors, key: str, shape: tuple[int, ...]) -> str:
+    """Raises unless `key` exists with `shape` and a float dtype; returns its dtype."""
+    if key not in reader.where:
+        raise UserError(f"checkpoint lacks tensor {key} that its config.json implies; the "
+                        "checkpoint is incomplete or not a Wav2Vec2 model")
+    return reader.check(key, shape)
+
+
+def _pos_conv_keys(reader: CheckpointTensors,
+                   cfg: Wav2Vec2Config) -> tuple[str, tuple[str, ...]]:
     """Checks the positional conv kernel's tensors; returns (key spelling, keys: g and v, or w)."""
     e, k, g = cfg.d_model, cfg.pos_conv_kernel, cfg.pos_conv_groups
     for g_name, v_name in WEIGHT_NORM_KEYS:
         g_key, v_key = POS + g_name, POS + v_name
         if g_key in reader.where or v_key in reader.where:
-            reader.check(g_key, (1, 1, k))
-            reader.check(v_key, (e, e // g, k))
+            _check(reader, g_key, (1, 1, k))
+            _check(reader, v_key, (e, e // g, k))
             return f"{g_name}/{v_name}", (g_key, v_key)
     if POS + "weight" in reader.where:  # weight norm already removed
-        reader.check(POS + "weight", (e, e // g, k))
+        _check(reader, POS + "weight", (e, e // g, k))
         return "folded", (POS + "weight",)
     raise UserError(f"checkpoint lacks the positional conv kernel ({POS}weight_g/weight_v or "
                     f"{POS}parametrizations.weight.original0/original1)")
 
 
-def _pos_conv_kernel(reader: _Reader, keys: tuple[str, ...]) -> np.ndarray:
+def _read(reader: CheckpointTensors, key: str) -> np.ndarray:
+    return reader.read(key).astype(np.float32)
+
+
+def _pos_conv_kernel(reader: CheckpointTensors, keys: tuple[str, ...]) -> np.ndarray:
     """The positional conv kernel as ours [K, E/G, E], weight norm folded in."""
     if len(keys) == 1:
-        return CONV(reader.read(keys[0]))
-    return CONV(fold_weight_norm(reader.read(keys[0]), reader.read(keys[1])))
-
-
-def _put(pure: dict, path: tuple, value) -> None:
-    *parents, last = path
-    for key in parents:
-        pure = pure.setdefault(key, {})
-    pure[last] = value
+        return CONV(_read(reader, keys[0]))
+    return CONV(fold_weight_norm(_read(reader, keys[0]), _read(reader, keys[1])))
 
 
 def import_hf_wav2vec2(path: str | pathlib.Path, *, with_head: bool = True,
@@ -309,55 +249,38 @@ def import_hf_wav2vec2(path: str | pathlib.Path, *, with_head: bool = True,
     hf = read_hf_config(root)
     cfg = wav2vec2_config_from_hf(hf, dtype=dtype, num_emotions=num_emotions)
     files = weight_files(root)
-    reader = _Reader(files)
-    specs = _encoder_specs(cfg)
-    if with_head:
-        head = _head_specs(cfg)
-        if not all(s.hf_key in reader.where for s in head):
-            raise UserError(f"{root} has no audeering regression head (classifier.dense.*, "
-                            "classifier.out_proj.*); pass with_head=False to import the "
-                            "encoder alone")
-        specs += head
-    dtypes = {reader.check(s.hf_key, s.hf_shape) for s in specs}
-    spelling, pos_keys = _pos_conv_keys(reader, cfg)
-    dtypes |= {reader.meta[k][1] for k in pos_keys}
-    used = {s.hf_key for s in specs} | set(pos_keys)
+    with CheckpointTensors(files, strip_prefix=PREFIX) as reader:
+        specs = _encoder_specs(cfg)
+        if with_head:
+            head = _head_specs(cfg)
+            if not all(s.hf_key in reader.where for s in head):
+                raise UserError(f"{root} has no audeering regression head (classifier.dense.*, "
+                                "classifier.out_proj.*); pass with_head=False to import the "
+                                "encoder alone")
+            specs += head
+        dtypes = {_check(reader, s.hf_key, s.hf_shape) for s in specs}
+        spelling, pos_keys = _pos_conv_keys(reader, cfg)
+        dtypes |= {reader.meta[k][1] for k in pos_keys}
+        used = {s.hf_key for s in specs} | set(pos_keys)
 
-    def ignorable(key):
-        return key.startswith(IGNORED_PREFIXES) or (not with_head and key.startswith("classifier."))
+        def ignorable(key):
+            return (key.startswith(IGNORED_PREFIXES)
+                    or (not with_head and key.startswith("classifier.")))
 
-    unexpected = sorted(k for k in reader.where if k not in used and not ignorable(k))
-    if unexpected:
-        names = ", ".join(reader.where_name(k) for k in unexpected[:3])
-        more = f" and {len(unexpected) - 3} more" if len(unexpected) > 3 else ""
-        raise UserError(f"checkpoint has tensor(s) {names}{more} that a Wav2Vec2 model with its "
-                        "config.json does not have; check the config")
-    np_dtype = NP_DTYPES[dtype]
-    pure: dict = {}
-    for s in specs:
-        _put(pure, s.path, np.ascontiguousarray(s.to_ours(reader.read(s.hf_key)).astype(np_dtype)))
-    pos_kernel = _pos_conv_kernel(reader, pos_keys).astype(np_dtype)
-    _put(pure, ("encoder", "pos_conv", "kernel"), np.ascontiguousarray(pos_kernel))
-    model = _build(cfg, pure, seed)
-    info = HFWav2Vec2Info(config=cfg, with_head=with_head, weight_norm=spelling,
-                          source_dtypes=tuple(sorted(dtypes)), files=tuple(f.name for f in files),
-                          ignored_keys=tuple(sorted(reader.where_name(k) for k in reader.where
-                                                    if k not in used)),
-                          hf_config=hf)
-    return model, info
-
-
-def _build(cfg: Wav2Vec2Config, pure: dict, seed: int) -> SpeechEmotionModel:
-    """The model holding `pure`; the encoder is built abstractly, only the heads are drawn."""
-    abstract = nnx.eval_shape(lambda: SpeechEmotionModel(cfg, nnx.Rngs(seed)))
-    graphdef, state = nnx.split(abstract)
+        unexpected = reader.unused(used, ignorable)
+        if unexpected:
+            raise UserError(f"checkpoint has tensor(s) {listing(unexpected)} that a Wav2Vec2 "
+                            "model with its config.json does not have; check the config")
+        pure = to_pure(specs, lambda key: _read(reader, key), dtype)
+        pos_kernel = _pos_conv_kernel(reader, pos_keys).astype(NP_DTYPES[dtype])
+    put(pure, ("encoder", "pos_conv", "kernel"), np.ascontiguousarray(pos_kernel))
+    # Only the heads are drawn at random; the encoder is built abstractly.
     heads = EmotionHeads(cfg.head, cfg.d_model, nnx.Rngs(seed),
                          param_dtype=NP_DTYPES[cfg.transformer.param_dtype])
     fresh = jax.tree.map(np.asarray, nnx.state(heads).to_pure_dict())
     pure["heads"] = {**fresh, **pure.get("heads", {})}
-    want = jax.tree.map(lambda x: (x.shape, x.dtype), state.to_pure_dict())
-    got = jax.tree.map(lambda x: (x.shape, x.dtype), pure)
-    assert want == got, "weight map and SpeechEmotionModel disagree"  # a bug, not bad input
-    # device_put, not jnp.asarray: the latter compiles a tiny program per distinct shape.
-    nnx.replace_by_pure_dict(state, jax.device_put(pure))
-    return nnx.merge(graphdef, state)
+    model = build_model(lambda: SpeechEmotionModel(cfg, nnx.Rngs(seed)), pure)
+    info = HFWav2Vec2Info(config=cfg, with_head=with_head, weight_norm=spelling,
+                          source_dtypes=tuple(sorted(dtypes)), files=tuple(f.name for f in files),
+                          ignored_keys=tuple(reader.unused(used)), hf_config=hf)
+    return model, info

@@ -29,6 +29,9 @@ import numpy as np
 
 from emotive.data.emotions import EMOTIONS
 from emotive.errors import UserError
+from emotive.infer.asr import Recognizer
+from emotive.infer.emotion import EmotionPredictor
+from emotive.infer.speaker import SpeakerEmbedder
 from emotive.metrics.recognition import cer
 
 KINDS = ("emotion", "speaker", "intelligibility")
@@ -65,9 +68,20 @@ class EmotionVerifier:
     def __init__(self, predictor):
         self.predictor = predictor  # emotive.infer.emotion.EmotionPredictor
 
-    def score(self, audio_BxT, request: Request, lengths_B=None) -> np.ndarray:
+    def predict(self, audio_BxT, lengths_B=None) -> dict:
+        """The emotion model's outputs: adv [B, 3] and probs [B, 8] (None without categories)."""
         audio_BxT = np.asarray(audio_BxT, np.float32)
-        out = self.predictor.predict(audio_BxT, _lengths(audio_BxT, lengths_B))
+        return self.predictor.predict(audio_BxT, _lengths(audio_BxT, lengths_B))
+
+    def categories(self, audio_BxT, lengths_B=None) -> np.ndarray:
+        """The most probable emotion of each row, int [B] (indices into EMOTIONS)."""
+        probs = self.predict(audio_BxT, lengths_B)["probs"]
+        if probs is None:
+            raise UserError("this emotion model has no category head; use a ser checkpoint")
+        return np.argmax(probs, axis=1)
+
+    def score(self, audio_BxT, request: Request, lengths_B=None) -> np.ndarray:
+        out = self.predict(audio_BxT, lengths_B)
         if request.emotion is not None and out["probs"] is not None:
             if request.emotion not in EMOTIONS:
                 raise UserError(f"unknown emotion {request.emotion!r}; use one of "
@@ -84,7 +98,7 @@ class SpeakerVerifier:
     name = "speaker"
 
     def __init__(self, embedder):
-        self.embedder = embedder  # emotive.infer.speaker_eval.SpeakerEmbedder
+        self.embedder = embedder  # emotive.infer.speaker.SpeakerEmbedder
         self._ref_key, self._ref = None, None
 
     def reference(self, ref_T: np.ndarray) -> np.ndarray:
@@ -108,7 +122,7 @@ class IntelligibilityVerifier:
     name = "intelligibility"
 
     def __init__(self, recognizer):
-        self.recognizer = recognizer  # emotive.infer.asr_eval.Recognizer
+        self.recognizer = recognizer  # emotive.infer.asr.Recognizer
 
     def transcribe(self, audio_BxT, lengths_B=None) -> list[str]:
         audio_BxT = np.asarray(audio_BxT, np.float32)
@@ -146,14 +160,11 @@ class WeightedVerifier:
 def load_verifier(kind: str, ckpt) -> Verifier:
     """One verifier from a checkpoint directory of the matching task."""
     if kind == "emotion":
-        from emotive.infer.emotion import load_emotion_model
-        return EmotionVerifier(load_emotion_model(ckpt))
+        return EmotionVerifier(EmotionPredictor.load(ckpt))
     if kind == "speaker":
-        from emotive.infer.speaker_eval import load_speaker_encoder
-        return SpeakerVerifier(load_speaker_encoder(ckpt))
+        return SpeakerVerifier(SpeakerEmbedder.load(ckpt))
     if kind == "intelligibility":
-        from emotive.infer.asr_eval import load_recognizer
-        return IntelligibilityVerifier(load_recognizer(ckpt))
+        return IntelligibilityVerifier(Recognizer.load(ckpt))
     raise UserError(f"unknown verifier {kind!r}; use one of {', '.join(KINDS)}")
 
 

@@ -1,0 +1,1 @@
+"""Held-out reports, one module per family, sharing emotive.evals.common."""

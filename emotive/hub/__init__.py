@@ -1,0 +1,1 @@
+"""Hugging Face import/export, safetensors/config readers; release bundles later."""

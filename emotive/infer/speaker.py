@@ -1,0 +1,38 @@
+"""The trained speaker encoder: batched, jitted, unit-length embeddings.
+
+    enc = load_speaker_encoder("runs/speaker-base")        # a run dir, checkpoints/ or step
+    emb_BxD = enc.embed(audio_BxT, lengths_B)              # unit-length embeddings (numpy)
+
+Held-out EER is `emotive eval speaker` (emotive.evals.speaker).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from emotive.infer.predictor import Predictor
+
+
+def _embed(model, audio_BxT, lengths_B):
+    return model(audio_BxT, jnp.maximum(lengths_B, 1))["embedding"]
+
+
+class SpeakerEmbedder(Predictor):
+    """A loaded speaker encoder with a jitted embedding function."""
+
+    tasks = ("speaker",)
+
+    @property
+    def dim(self) -> int:
+        return self.cfg.model.embed_dim
+
+    def embed(self, audio_BxT, lengths_B=None) -> np.ndarray:
+        """Unit-length embeddings float32 [B, D] of float audio [B, T] at 16 kHz with valid
+        lengths [B] (default: whole rows)."""
+        return np.asarray(self.apply(_embed, audio_BxT, lengths_B))
+
+
+def load_speaker_encoder(ckpt) -> SpeakerEmbedder:
+    """The encoder of an `emotive train speaker` run (run dir, checkpoints/ or a step dir)."""
+    return SpeakerEmbedder.load(ckpt)

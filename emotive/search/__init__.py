@@ -1,0 +1,1 @@
+"""Inference-time search for expressive TTS: verifiers (and, later, search strategies)."""

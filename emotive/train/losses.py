@@ -1,0 +1,100 @@
+"""Losses and input helpers that more than one task uses.
+
+- `masked_mean`, `masked_lm_loss`: means over the rows or positions a mask selects;
+- `weighted_ccc`, `adv_cccs`: concordance correlation of arousal/dominance/valence;
+- `crop_iterator`, `crop_data`: batches of random crops of a TFDS speech split;
+- `audio_seconds`, `audio_throughput`: throughput in seconds of audio.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from emotive.data.input import DeviceBatches
+from emotive.data.pipeline import crop_batches
+from emotive.data.tfds_io import SAMPLE_RATE, open_data_split
+from emotive.train.task import DataSpec
+
+# The fields of a labelled emotion crop that go to the device.
+EMOTION_LABEL_FIELDS = ("audio", "length", "emotion", "adv", "has_adv", "example_mask")
+CCC_EPS = 1e-8  # keeps 1 - CCC finite on a batch whose targets are all equal
+
+
+def masked_mean(x_B: jax.Array, weight_B: jax.Array) -> jax.Array:
+    """Mean of float [B] over the rows with weight 1 (0 when there are none)."""
+    w = weight_B.astype(jnp.float32)
+    return jnp.sum(w * x_B) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def masked_lm_loss(logits_BxTxV, targets_BxT, mask_BxT):
+    """Mean token cross-entropy and accuracy over positions where mask is 1."""
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, targets_BxT)
+    denom = jnp.maximum(mask_BxT.sum(), 1.0)
+    loss = (ce * mask_BxT).sum() / denom
+    correct = (jnp.argmax(logits_BxTxV, -1) == targets_BxT).astype(jnp.float32)
+    accuracy = (correct * mask_BxT).sum() / denom
+    return loss, accuracy
+
+
+def weighted_ccc(pred_B: jax.Array, true_B: jax.Array, weight_B: jax.Array) -> jax.Array:
+    """CCC of two float [B] vectors over the rows with weight 1 (population moments), fp32."""
+    w = weight_B.astype(jnp.float32)
+    n = jnp.maximum(jnp.sum(w), 1.0)
+    x, y = pred_B.astype(jnp.float32), true_B.astype(jnp.float32)
+    mx, my = jnp.sum(w * x) / n, jnp.sum(w * y) / n
+    vx = jnp.sum(w * jnp.square(x - mx)) / n
+    vy = jnp.sum(w * jnp.square(y - my)) / n
+    cov = jnp.sum(w * (x - mx) * (y - my)) / n
+    return 2.0 * cov / (vx + vy + jnp.square(mx - my) + CCC_EPS)
+
+
+def adv_cccs(pred_Bx3: jax.Array, true_Bx3: jax.Array, weight_B: jax.Array) -> jax.Array:
+    """CCC per dimension, float32 [3] in the order arousal, dominance, valence."""
+    return jnp.stack([weighted_ccc(pred_Bx3[:, d], true_Bx3[:, d], weight_B) for d in range(3)])
+
+
+def crop_iterator(cfg, split: str, *, crop_samples: int, fields, shuffle: bool,
+                  seed_offset: int = 0, wrap=DeviceBatches, check=None):
+    """An iterator factory (process_index, process_count) of random crops of `crop_samples`
+    from `split` of `cfg.data`, batched by `cfg.train.batch_size` and seeded by
+    `cfg.train.seed + seed_offset`. `check(opened)` may reject the opened split (UserError);
+    `wrap(inner, fields)` makes the checkpointable device iterator keeping `fields`."""
+
+    def make(process_index: int, process_count: int):
+        opened = open_data_split(cfg.data, split)
+        if check is not None:
+            check(opened)
+        inner = crop_batches(opened.source, crop_samples=crop_samples,
+                             global_batch_size=cfg.train.batch_size,
+                             seed=cfg.train.seed + seed_offset, process_index=process_index,
+                             process_count=process_count, speakers=opened.speakers,
+                             shuffle=shuffle)
+        return wrap(inner, fields)
+    return make
+
+
+def crop_data(cfg, *, crop_samples: int, fields, eval_fields=None,
+              wrap=DeviceBatches) -> DataSpec:
+    """Shuffled crops of `data.train_split` to train on, and crops of `data.eval_split` in
+    file order (`eval_fields`, default `fields`) to evaluate on."""
+    return DataSpec(
+        train=crop_iterator(cfg, cfg.data.train_split, crop_samples=crop_samples,
+                            fields=fields, shuffle=True, wrap=wrap),
+        eval=crop_iterator(cfg, cfg.data.eval_split, crop_samples=crop_samples,
+                           fields=eval_fields or fields, shuffle=False, wrap=wrap))
+
+
+def audio_seconds(batch, field: str = "length") -> float:
+    """Seconds of audio in a batch: `field` holds each row's valid samples."""
+    return float(np.sum(batch[field])) / SAMPLE_RATE
+
+
+def audio_throughput(field: str = "length") -> dict:
+    """The Task fields that count throughput in seconds of audio (`field`: valid samples)."""
+    count = audio_seconds if field == "length" else functools.partial(audio_seconds, field=field)
+    return {"throughput_unit": "audio_seconds", "count_units": count}
