@@ -70,7 +70,7 @@ def convert_hf_llama(src: str | pathlib.Path, out: str | pathlib.Path,
     cfg = dataclasses.replace(
         like, model=model_cfg,
         data=dataclasses.replace(like.data, num_symbols=info.vocab_size - 4))
-    cfg.validate()
+    base.check(cfg)  # every section, as for any built config
     params = nnx.state(model, nnx.Param).to_pure_dict()
     if info.tie_embeddings:
         embedding = np.asarray(params["embed"]["embedding"])
