@@ -3,12 +3,14 @@
     emotive tts "Hello there. How are you?" --ckpt runs/tts --codec runs/codec \
         --emotion happy [--intensity 2] [--ref ref.wav --ref-text "what ref.wav says"] \
         [--num-samples N] [--seed S] [--temperature 0.8] [--top-p 0.95] [--top-k 0] \
-        [--max-seconds 20] --out out.wav
+        [--max-seconds 20] [--emotion-scale 2] [--text-scale 1.5] --out out.wav
 
 Writes out.wav, and out-1.wav, out-2.wav ... when --num-samples > 1 (16 kHz, 16-bit).
 --ckpt is the workdir of `emotive train tts`, --codec that of `emotive train codec` (or
 their checkpoints/ or a step folder). With --ref and --ref-text the voice of the reference
-recording (at most 15 s) is continued.
+recording (at most 15 s) is continued. --emotion-scale and --text-scale are
+classifier-free guidance scales (1: off): above 1 the emotion (or the words) are followed
+more strongly, at the cost of one more decoding row each.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=0, help="0 turns it off")
     parser.add_argument("--max-seconds", type=float, default=20.0,
                         help="longest audio per sentence (default 20)")
+    parser.add_argument("--emotion-scale", type=float, default=1.0,
+                        help="emotion strength: guidance scale on the emotion tag (1: off)")
+    parser.add_argument("--text-scale", type=float, default=1.0,
+                        help="guidance scale on the text (1: off)")
     parser.add_argument("--out", required=True, help="output wav")
 
 
@@ -45,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from emotive.errors import UserError
     from emotive.infer.codec import load_codec
     from emotive.infer.sampling import SamplingConfig
-    from emotive.infer.tts import output_paths, synthesize
+    from emotive.infer.tts import guidance_drops, output_paths, synthesize
     from emotive.infer.tts_model import load_tts
 
     check_text(args.text)  # the cheap checks first, before any checkpoint is read
@@ -56,12 +62,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--seed must lie in [0, 2**32), got {args.seed}")
     sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k)
     sampling.validate(vocab_size=1)  # the flags only; ids are set from the vocabulary later
+    guidance_drops(args.text_scale, args.emotion_scale)  # bad scales fail before loading
+    if args.emotion_scale != 1.0 and args.emotion is None:
+        raise UserError("--emotion-scale needs --emotion (the tag it strengthens)")
     lm = load_tts(args.ckpt)
     codec = load_codec(args.codec)
     issues: list[str] = []
     waves = synthesize(lm, codec, args.text, emotion=args.emotion, intensity=args.intensity,
                        ref_wav=args.ref, ref_text=args.ref_text, num_samples=args.num_samples,
                        seed=args.seed, sampling=sampling, max_seconds=args.max_seconds,
+                       text_scale=args.text_scale, emotion_scale=args.emotion_scale,
                        issues=issues)
     for note in issues:
         print(f"emotive tts: note: {note}", file=sys.stderr)

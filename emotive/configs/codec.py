@@ -22,6 +22,7 @@ from emotive.errors import UserError
 # X-codec2's (4,) * 8 = 65,536. emotive.codecs.fsq checks any other choice.
 DEFAULT_LEVELS = (8, 8, 8, 5, 5, 5)
 XCODEC2_LEVELS = (4,) * 8
+TEACHER_TASKS = ("ser", "asr")
 
 
 def _stage(num_layers: int, d_model: int, num_heads: int, mlp_dim: int) -> TransformerConfig:
@@ -112,20 +113,28 @@ class SemanticConfig:
     """Feature reconstruction ("semantic distillation", X-codec2's semantic branch).
 
     A head on the quantised codes predicts the hidden states of a frozen speech encoder of
-    this repo (a trained `ser` run: its wav2vec2-style encoder), averaged to the codec's
-    frame rate; the loss is 1 - cosine similarity per valid frame. Off while weight is 0.
+    this repo, averaged to the codec's frame rate; the loss is 1 - cosine similarity per
+    valid frame. Off while weight is 0. The teacher is a trained `ser` run (its
+    wav2vec2-style encoder: paralinguistic features) or a trained `asr` run (its CTC
+    log-mel encoder: a phonetic teacher, CosyVoice's ASR-supervised tokens in spirit).
     """
 
-    teacher_ckpt: str = ""  # an `emotive train ser` workdir (or step dir)
+    teacher_ckpt: str = ""  # an `emotive train ser` or `asr` workdir (or step dir)
+    teacher_task: str = "ser"  # "ser" or "asr": which kind of run teacher_ckpt is
     weight: float = 0.0
     layer: int = -1  # teacher hidden state: 0 = transformer input ... -1 = last block's output
 
     def validate(self) -> None:
         if self.weight < 0:
             raise UserError(f"semantic.weight must be >= 0, got {self.weight}")
+        if self.teacher_task not in TEACHER_TASKS:
+            raise UserError(f"semantic.teacher_task must be one of {', '.join(TEACHER_TASKS)}, "
+                            f"got {self.teacher_task!r}")
         if self.weight > 0 and not self.teacher_ckpt:
             raise UserError("semantic.weight > 0 needs semantic.teacher_ckpt=RUN_DIR of "
-                            "`emotive train ser`")
+                            f"`emotive train {self.teacher_task}`")
+        if self.teacher_task == "asr" and self.layer != -1:
+            raise UserError("an asr teacher gives its last layer only; leave semantic.layer=-1")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,8 +24,16 @@ ids and the stop ids are candidates, so top-k/top-p sort the speech codes rather
 whole vocabulary. Row b's randomness at step i is `fold_in(PRNGKey(seed_b), i)`, so a seed
 reproduces a row whatever its batch.
 
-Compiles: one per (batch, P, program_key(cfg)); temperature, top_p, the penalty, the pad id
-and the stop ids are runtime values. Callers that sample repeatedly pass `prepare(model)`
+Classifier-free guidance (Koel-TTS-style, per condition): with cfg.guidance = (w_1, ..., w_K)
+the rows come in groups of G = K + 1 consecutive rows: the conditional prompt first, then K
+prompts each lacking one condition (the text, the emotion tag, ...). Every step the group's
+logits become l_0 + sum_k w_k (l_0 - l_k) (w_k = scale_k - 1; 0 turns a condition's guidance
+off), one token is drawn from them with the first row's seed, and every row of the group is
+fed that token, so all G caches follow the same speech. `Generated` then holds G identical
+rows per group; callers keep the first.
+
+Compiles: one per (batch, P, program_key(cfg)); temperature, top_p, the penalty, the pad id,
+the stop ids and the guidance weights are runtime values. Callers that sample repeatedly pass `prepare(model)`
 (the module split once) instead of the module.
 """
 
@@ -72,9 +80,11 @@ class SamplingConfig:
     stop_ids: tuple[int, ...] = ()
     pad_id: int = 0
     allowed_range: tuple[int, int] | None = None
+    guidance: tuple[float, ...] = ()  # classifier-free guidance weights, one per extra row
 
     def __post_init__(self):  # lists would make the config unhashable
         object.__setattr__(self, "stop_ids", tuple(int(i) for i in self.stop_ids))
+        object.__setattr__(self, "guidance", tuple(float(w) for w in self.guidance))
         if self.allowed_range is not None:
             object.__setattr__(self, "allowed_range", tuple(int(i) for i in self.allowed_range))
 
@@ -99,6 +109,8 @@ class SamplingConfig:
         if any(not 0 <= i < vocab_size for i in ids):
             raise UserError(f"stop ids {self.stop_ids} and pad id {self.pad_id} must lie in "
                             f"[0, {vocab_size}), the model's vocabulary")
+        if any(not np.isfinite(w) for w in self.guidance):
+            raise UserError(f"guidance weights must be finite, got {self.guidance}")
         if self.allowed_range is not None:
             lo, hi = self.allowed_range
             if not 0 <= lo < hi <= vocab_size:
@@ -135,6 +147,7 @@ class Knobs(NamedTuple):
     pad_id: jax.Array  # int32 []
     stop_ids: jax.Array  # int32 [MAX_STOPS], -1 = unused slot
     min_new: jax.Array  # int32 [] or [B] (per row)
+    guidance: jax.Array  # f32 [K]: weights of the K condition-dropped rows of each group
 
 
 def make_knobs(cfg: SamplingConfig) -> Knobs:
@@ -142,7 +155,7 @@ def make_knobs(cfg: SamplingConfig) -> Knobs:
     stops[:len(cfg.stop_ids)] = cfg.stop_ids
     return Knobs(np.float32(cfg.temperature or 1.0), np.float32(cfg.top_p),
                  np.float32(cfg.repetition_penalty), np.int32(cfg.pad_id), stops,
-                 np.int32(cfg.min_new_tokens))
+                 np.int32(cfg.min_new_tokens), np.asarray(cfg.guidance, np.float32))
 
 
 def program_key(cfg: SamplingConfig) -> SamplingConfig:
@@ -153,7 +166,19 @@ def program_key(cfg: SamplingConfig) -> SamplingConfig:
         cfg, temperature=0.0 if cfg.temperature == 0 else 1.0,
         top_p=1.0 if cfg.top_p == 1.0 else 0.5,
         repetition_penalty=1.0 if cfg.repetition_penalty == 1.0 else 2.0,
-        stop_ids=(), pad_id=0, min_new_tokens=0)
+        stop_ids=(), pad_id=0, min_new_tokens=0, guidance=(0.0,) * len(cfg.guidance))
+
+
+def guided(logits_BxV, weights_K) -> jax.Array:
+    """Each group of K + 1 rows' logits combined, l_0 + sum_k w_k (l_0 - l_k), repeated to
+    every row of the group: [B, V] -> [B, V]."""
+    k = weights_K.shape[0]
+    if k == 0:
+        return logits_BxV
+    groups = logits_BxV.reshape(-1, k + 1, logits_BxV.shape[-1])
+    lead_GxV = groups[:, 0]
+    combined = lead_GxV + jnp.einsum("k,gkv->gv", weights_K, lead_GxV[:, None] - groups[:, 1:])
+    return jnp.repeat(combined, k + 1, axis=0)
 
 
 def candidates(logits_BxV, cfg: SamplingConfig, knobs: Knobs):
@@ -247,7 +272,9 @@ def _generate(graphdef, state, prompt_BxP, lengths_B, seeds_B, knobs: Knobs, *,
     b, p = prompt_BxP.shape
     n = cfg.max_new_tokens
     rows = jnp.arange(b)
-    keys_B = jax.vmap(jax.random.PRNGKey)(seeds_B)
+    group = len(cfg.guidance) + 1
+    leader_B = (rows // group) * group  # every row of a guidance group draws as its first
+    keys_B = jax.vmap(jax.random.PRNGKey)(seeds_B[leader_B])
 
     seen = None
     if cfg.repetition_penalty != 1.0:
@@ -263,7 +290,8 @@ def _generate(graphdef, state, prompt_BxP, lengths_B, seeds_B, knobs: Knobs, *,
 
     def emit(i, logits, seen, done, out, count):
         """Samples step i from logits; finished rows emit pad."""
-        token = next_tokens(logits, seen, keys_B, i, cfg, knobs)
+        token = next_tokens(guided(logits, knobs.guidance),
+                            None if seen is None else seen[leader_B], keys_B, i, cfg, knobs)
         token = jnp.where(done, knobs.pad_id, token)
         is_stop = ~done & jnp.isin(token, knobs.stop_ids)
         count = count + (~done & ~is_stop)
@@ -317,6 +345,8 @@ def generate(model: CausalLM | Prepared, prompts: Sequence[Sequence[int]],
     sequence (prompt + new tokens) the model may see, e.g. its training length; a batch
     that could exceed it raises UserError. min_new_tokens: one per row, in place of
     cfg.min_new_tokens for every row.
+    With cfg.guidance (K weights) the prompts are groups of K + 1 rows (see the module
+    docstring); the first row's seed and min_new_tokens serve the whole group.
     Returns Generated(tokens int32 [B, max_new], lengths int32 [B]) as numpy arrays.
     """
     model = prepare(model)
@@ -328,6 +358,10 @@ def generate(model: CausalLM | Prepared, prompts: Sequence[Sequence[int]],
         raise UserError(f"got {len(seeds)} seeds for {len(prompts)} prompts; pass one per row")
     if any(int(s) < 0 or int(s) >= 2**32 for s in seeds):
         raise UserError(f"seeds must be integers in [0, 2**32), got {list(seeds)}")
+    group = len(cfg.guidance) + 1
+    if len(prompts) % group:
+        raise UserError(f"with {len(cfg.guidance)} guidance weight(s) the prompts come in "
+                        f"groups of {group}; got {len(prompts)} prompts")
     longest = max(len(x) for x in prompts)
     if min(len(x) for x in prompts) == 0:
         raise UserError("a prompt is empty; every row needs at least one token")
@@ -351,7 +385,9 @@ def generate(model: CausalLM | Prepared, prompts: Sequence[Sequence[int]],
             not 0 <= int(m) <= cfg.max_new_tokens for m in min_new_tokens):
         raise UserError(f"min_new_tokens needs one value in [0, {cfg.max_new_tokens}] per row, "
                         f"got {list(min_new_tokens)}")
-    knobs = make_knobs(cfg)._replace(min_new=np.asarray(min_new_tokens, np.int32))
+    min_new = np.asarray(min_new_tokens, np.int32)
+    min_new = min_new[(np.arange(min_new.size) // group) * group]  # the group's first row's
+    knobs = make_knobs(cfg)._replace(min_new=min_new)
     out, count = _generate(model.graphdef, model.state, prompt_BxP, lengths_B, seeds_B, knobs,
                            cfg=program_key(cfg))
     return Generated(np.asarray(out), np.asarray(count))

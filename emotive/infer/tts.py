@@ -17,6 +17,13 @@ codec, its transcript goes before the text and its codes after SPEECH_GENERATION
 model continues in that voice; only the new codes are decoded. Every sentence carries the
 whole reference. References must be at most MAX_REF_SECONDS long, and each prompt plus the
 new tokens must fit the length the model was trained on (`data.seq_len`).
+
+Classifier-free guidance: `text_scale` and `emotion_scale` (1: off) add, per row, a prompt
+without the text and/or one without the emotion tag, decoded in the same batch
+(`emotive.infer.sampling`, guidance groups); the next-token logits become
+l + (text_scale - 1)(l - l_no_text) + (emotion_scale - 1)(l - l_no_emotion). The model learns
+the dropped prompts from training's condition dropout (`data.tag_dropout`,
+`data.text_dropout`). A larger emotion_scale is an emotion-strength knob.
 """
 
 from __future__ import annotations
@@ -63,20 +70,23 @@ def synthesize(lm, codec: LoadedCodec, text: str, *, emotion: str | None = None,
                intensity: int = 2, speaker: str | None = None, ref_wav=None,
                ref_text: str | None = None, num_samples: int = 1, seed: int = 0,
                sampling: SamplingConfig = DEFAULT_SAMPLING, max_seconds: float = 20.0,
+               text_scale: float = 1.0, emotion_scale: float = 1.0,
                issues: list[str] | None = None) -> list[np.ndarray]:
     """Speaks `text`; returns `num_samples` float32 waveforms [T] at 16 kHz.
 
     lm: what `emotive.infer.tts_model.load_tts` returns. emotion/intensity/speaker pick the
     vocabulary's tags (None: no tag). ref_wav + ref_text: a voice prompt (both or neither).
     sampling: temperature, top-k/top-p, repetition penalty (its max_new_tokens, stop ids,
-    pad id and allowed range are set here). max_seconds bounds each sentence's audio. Notes
+    pad id and allowed range are set here). max_seconds bounds each sentence's audio.
+    text_scale / emotion_scale: classifier-free guidance (1: off; module docstring). Notes
     (sentences cut by the limit) are appended to `issues` when a list is given.
     """
     notes: list[list[str]] = [[]]
     waves = synthesize_batch(lm, codec, [text], emotions=[emotion], intensities=[intensity],
                              speaker=speaker, ref_wav=ref_wav, ref_text=ref_text,
                              num_samples=num_samples, seed=seed, sampling=sampling,
-                             max_seconds=max_seconds, notes=notes)[0]
+                             max_seconds=max_seconds, text_scale=text_scale,
+                             emotion_scale=emotion_scale, notes=notes)[0]
     if issues is not None:
         issues.extend(notes[0])
     return waves
@@ -87,7 +97,8 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
                      intensities: Sequence[int] | None = None, speaker: str | None = None,
                      ref_wav=None, ref_text: str | None = None, num_samples: int = 1,
                      seed: int = 0, sampling: SamplingConfig = DEFAULT_SAMPLING,
-                     max_seconds: float = 20.0,
+                     max_seconds: float = 20.0, text_scale: float = 1.0,
+                     emotion_scale: float = 1.0,
                      notes: list[list[str]] | None = None) -> list[list[np.ndarray]]:
     """Speaks several texts in one batch: waves[k][j] is sample j of texts[k].
 
@@ -96,6 +107,7 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
     sentence) is one row of one decoding batch, seeded from (seed + k, sample, sentence):
     text k comes out exactly as `synthesize(texts[k], seed=seed + k, ...)` would give it.
     `notes`, when given, is a list of one list per text that receives that text's notes.
+    text_scale / emotion_scale: classifier-free guidance scales (module docstring).
     """
     cfg, model, vocab, _ = lm
     if num_samples < 1:
@@ -134,9 +146,11 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
                         f"{limit}, leaving under a second of speech; use a shorter reference "
                         "or text")
     max_new = min(math.ceil(max_seconds * tokens_per_second), room)
+    drops = guidance_drops(text_scale, emotion_scale)
     sampling = dataclasses.replace(
         sampling, max_new_tokens=max_new, stop_ids=(vocab.speech_end,), pad_id=vocab.speech_end,
-        allowed_range=(vocab.speech_offset, vocab.speech_offset + vocab.codebook_size))
+        allowed_range=(vocab.speech_offset, vocab.speech_offset + vocab.codebook_size),
+        guidance=tuple(w for _, w in drops))
 
     rows = [(k, j, i) for k in range(len(texts)) for j in range(num_samples)
             for i in range(len(sentences[k]))]
@@ -144,8 +158,13 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
              for k, j, i in rows]
     min_new = [min(int(MIN_SECONDS_PER_CHAR * len(sentences[k][i]) * tokens_per_second), max_new)
                for k, _, i in rows]
-    out = generate(prepare(model), [prompts[k, i] for k, _, i in rows], sampling, seeds=seeds,
-                   max_len=limit, min_new_tokens=min_new)
+    group = len(drops) + 1
+    grouped = [p for k, _, i in rows
+               for p in [prompts[k, i]] + [drop_condition(vocab, prompts[k, i], what)
+                                           for what, _ in drops]]
+    out = generate(prepare(model), grouped, sampling, seeds=np.repeat(seeds, group).tolist(),
+                   max_len=limit, min_new_tokens=np.repeat(min_new, group).tolist())
+    out = type(out)(out.tokens[::group], out.lengths[::group])  # a group's rows are equal
     for (k, j, i), stopped, length in zip(rows, out.stopped, out.lengths):
         if notes is not None and not stopped:
             notes[k].append(f"sample {j}, sentence {i + 1} reached "
@@ -163,6 +182,26 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
             joined = [x for p in pieces for x in (p, pause)][:-1]
             waves[k].append(np.concatenate(joined).astype(np.float32))
     return waves
+
+
+def guidance_drops(text_scale: float, emotion_scale: float) -> list[tuple[str, float]]:
+    """The conditions classifier-free guidance drops, with their weights (scale - 1)."""
+    for name, scale in (("text_scale", text_scale), ("emotion_scale", emotion_scale)):
+        if not math.isfinite(scale) or scale < 0:
+            raise UserError(f"{name} must be a finite number >= 0 (1: no guidance), got {scale}")
+    return [(what, scale - 1.0) for what, scale in (("text", text_scale),
+                                                    ("emotion", emotion_scale)) if scale != 1.0]
+
+
+def drop_condition(vocab, prompt: Sequence[int], what: str) -> list[int]:
+    """`prompt` without its text (the ids between TEXT_UNDERSTANDING_START and _END) or
+    without its emotion tag: the unconditional prompts of guidance, as training drops them."""
+    prompt = list(prompt)
+    if what == "emotion":
+        return [t for t in prompt if not vocab.emotion_offset <= t < vocab.speaker_offset]
+    start = prompt.index(vocab.special["TEXT_UNDERSTANDING_START"])
+    end = prompt.index(vocab.special["TEXT_UNDERSTANDING_END"], start)
+    return prompt[:start + 1] + prompt[end:]
 
 
 def _decode_rows(codec: LoadedCodec, vocab, tokens_BxN, lengths_B) -> list[np.ndarray]:

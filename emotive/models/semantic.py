@@ -16,6 +16,7 @@ from flax import nnx
 
 from emotive.errors import UserError
 from emotive.models.layers import Dense
+from emotive.models.wav2vec2 import Wav2Vec2Encoder
 
 
 def teacher_hop(conv_stride) -> int:
@@ -67,9 +68,10 @@ class SemanticHead(nnx.Module):
         return self.out(jax.nn.gelu(self.up(codes_BxNxD)))
 
 
-def check_rates(codec_hop: int, teacher_stride) -> int:
-    """The teacher frames per codec frame; UserError unless the hops divide."""
-    hop_t = teacher_hop(teacher_stride)
+def check_rates(codec_hop: int, teacher_frame) -> int:
+    """The teacher frames per codec frame; teacher_frame is its samples per frame (int) or
+    its conv strides. UserError unless the hops divide."""
+    hop_t = teacher_frame if isinstance(teacher_frame, int) else teacher_hop(teacher_frame)
     if codec_hop % hop_t:
         raise UserError(f"semantic teacher frames every {hop_t} samples, which does not divide "
                         f"the codec hop {codec_hop}; pick a teacher whose conv strides multiply "
@@ -78,7 +80,12 @@ def check_rates(codec_hop: int, teacher_stride) -> int:
 
 
 def teacher_features(teacher: nnx.Module, audio_BxT, lengths_B, layer: int):
-    """The frozen teacher's hidden state `layer` [B, M, E] and its mask [B, M], no gradient."""
+    """The frozen teacher's hidden state `layer` [B, M, E] and its mask [B, M], no gradient.
+
+    A wav2vec2-style encoder gives any layer; a log-mel (ASR) encoder its last."""
+    if not isinstance(teacher, Wav2Vec2Encoder):  # MelEncoder: (hidden, frame segments)
+        hidden, frame_seg = teacher(audio_BxT, lengths_B)
+        return jax.lax.stop_gradient(hidden), frame_seg > 0
     out = teacher(audio_BxT, lengths_B, output_hidden_states=layer != -1)
     h = out["last_hidden_state"] if layer == -1 else out["hidden_states"][layer]
     return jax.lax.stop_gradient(h), out["mask"]

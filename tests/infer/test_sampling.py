@@ -212,3 +212,48 @@ def test_length_guard_and_bad_input(llama):
         with pytest.raises(UserError) as err:
             generate(model, kw.pop("prompts"), kw.pop("cfg"), **kw)
         assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_guided_logits_combine_each_group_as_stated():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((6, 5)).astype(np.float32)  # 2 groups of 3 rows
+    w = np.array([0.5, 2.0], np.float32)
+    from emotive.infer.sampling import guided
+
+    out = np.asarray(guided(jnp.asarray(logits), jnp.asarray(w)))
+    for g in range(2):
+        l0, l1, l2 = logits[3 * g:3 * g + 3]
+        want = l0 + 0.5 * (l0 - l1) + 2.0 * (l0 - l2)
+        np.testing.assert_allclose(out[3 * g:3 * g + 3], np.stack([want] * 3), rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(guided(jnp.asarray(logits), jnp.zeros(0))), logits)
+
+
+def test_guidance_groups_share_one_stream_and_zero_weight_is_no_guidance(llama):
+    model, _ = llama
+    cond, other = _prompts(lengths=(7, 4))
+    cfg = SamplingConfig(temperature=0.9, top_k=20, max_new_tokens=10)
+    plain = generate(model, [cond], cfg, seeds=[3])
+    zero = generate(model, [cond, other], dataclasses.replace(cfg, guidance=(0.0,)),
+                    seeds=[3, 99])
+    np.testing.assert_array_equal(zero.tokens[0], plain.tokens[0])  # weight 0: unguided
+    np.testing.assert_array_equal(zero.tokens[0], zero.tokens[1])  # one stream per group
+    strong = generate(model, [cond, other], dataclasses.replace(cfg, temperature=0.0,
+                                                                guidance=(4.0,)), seeds=[3, 3])
+    np.testing.assert_array_equal(strong.tokens[0], strong.tokens[1])
+    # Greedy on l0 + 4 (l0 - l1) is what the rows follow, step one checked by hand.
+    ids = jnp.asarray([cond + [0] * (16 - len(cond)), other + [0] * (16 - len(other))])
+    pos = jnp.broadcast_to(jnp.arange(16), (2, 16))
+    first, _ = prefill_logits(model, ids, pos, model.init_cache(2, 32),
+                              jnp.asarray([len(cond) - 1, len(other) - 1]))
+    want = int(jnp.argmax(first[0] + 4.0 * (first[0] - first[1])))
+    assert int(strong.tokens[0, 0]) == want
+
+
+def test_guidance_needs_whole_groups(llama):
+    model, _ = llama
+    cfg = SamplingConfig(max_new_tokens=4, guidance=(1.0,))
+    with pytest.raises(UserError, match="groups of 2"):
+        generate(model, _prompts(), cfg, seeds=[0, 1, 2])
+    with pytest.raises(UserError, match="finite"):
+        generate(model, _prompts(lengths=(3, 3)), SamplingConfig(guidance=(float("nan"),)),
+                 seeds=[0, 1])

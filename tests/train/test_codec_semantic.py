@@ -73,3 +73,40 @@ def test_semantic_loss_trains_the_head_and_leaves_the_teacher_frozen(monkeypatch
     head0 = state["params"]["generator"]["semantic_head"]["out"]["kernel"]
     head1 = new["params"]["generator"]["semantic_head"]["out"]["kernel"]
     assert not np.allclose(np.asarray(head0), np.asarray(head1))
+
+
+def test_an_asr_encoder_is_a_phonetic_teacher(monkeypatch):
+    """A trained CTC recogniser's log-mel encoder (20 ms frames) as the semantic teacher:
+    the loss is defined at 50 Hz (ratio 1) and 25 Hz (ratio 2) codecs, and trains the head."""
+    from emotive.models.asr import MelEncoder
+
+    teacher_cfg = configs.load("asr", "tiny").model.encoder
+    teacher = MelEncoder(teacher_cfg, rngs=nnx.Rngs(3))
+    monkeypatch.setattr(codec_task, "load_teacher",
+                        lambda cfg: (teacher_cfg, nnx.state(teacher)))
+    for strides in ("2,4,5,8", "2,4,5,16"):
+        cfg = configs.load("codec", "tiny", [
+            "semantic.weight=1.0", "semantic.teacher_ckpt=unused", "semantic.teacher_task=asr",
+            f"model.strides={strides}", "train.batch_size=2", "data.crop_seconds=0.2",
+            "optim.warmup_steps=0"])
+        task = tasks.make_task(cfg)
+        model, _ = split_abstract(task, 0)
+        optimizers = {g: adamw(cfg.optim, 10) for g in task.groups}
+        schedules = {g: lr_schedule(cfg.optim, 10) for g in task.groups}
+        mesh = make_mesh(MeshConfig(), jax.devices()[:1])
+        state, _ = init_state(task, model, optimizers, mesh, 0)
+        step = jax.jit(make_train_step(task, model, optimizers, schedules, 0, 1))
+        audio = (0.1 * np.random.default_rng(0).standard_normal((2, 3200))).astype(np.float32)
+        batch = global_batch({"audio": audio, "length": np.array([3200, 2000], np.int32)}, mesh)
+        new, metrics = step(state, batch)
+        assert 0 < float(metrics["semantic_loss"]) <= 2, strides
+        head0 = state["params"]["generator"]["semantic_head"]["out"]["kernel"]
+        head1 = new["params"]["generator"]["semantic_head"]["out"]["kernel"]
+        assert not np.allclose(np.asarray(head0), np.asarray(head1))
+
+
+def test_an_asr_teacher_takes_its_last_layer_only():
+    with pytest.raises(UserError, match="last layer"):
+        configs.load("codec", "tiny", ["semantic.teacher_task=asr", "semantic.layer=2"])
+    with pytest.raises(UserError, match="teacher_task"):
+        configs.load("codec", "tiny", ["semantic.teacher_task=hubert"])

@@ -25,13 +25,15 @@ import numpy as np
 from flax import nnx
 
 from emotive.codecs.fsq import codebook_usage
+from emotive.configs.asr import MelEncoderConfig
 from emotive.configs.codec import SAMPLE_RATE, CodecConfig
+from emotive.models.asr import MelEncoder
 from emotive.errors import UserError
 from emotive.models.codec import Codec, mel_distance, multi_resolution_mel_loss, si_sdr
 from emotive.models.discriminators import (Discriminators, feature_matching_loss,
                                            lsgan_discriminator_loss, lsgan_generator_loss)
 from emotive.models.semantic import (SemanticHead, check_rates, cosine_distance_loss,
-                                     pool_to_frames, teacher_features)
+                                     pool_to_frames, teacher_features, teacher_hop)
 from emotive.models.wav2vec2 import Wav2Vec2Encoder
 from emotive.train.losses import audio_throughput, crop_data
 from emotive.train.task import Task
@@ -56,9 +58,9 @@ class CodecGAN(nnx.Module):
         self.disc = Discriminators(cfg.disc, rngs=rngs)
         if teacher is not None:  # (encoder config, its trained state)
             teacher_cfg, teacher_state = teacher
-            self.teacher = Wav2Vec2Encoder(teacher_cfg, rngs)
+            self.teacher = build_teacher(teacher_cfg, rngs)
             nnx.update(self.teacher, teacher_state)
-            dim = teacher_cfg.d_model
+            dim = teacher_dim(teacher_cfg)
             self.semantic_head = SemanticHead(self.codec.fsq.dim, dim, dim, rngs=rngs)
         else:
             self.teacher = self.semantic_head = None
@@ -68,19 +70,41 @@ class CodecGAN(nnx.Module):
         self.micro_steps = Carry(jnp.zeros((), jnp.int32), axes=())
 
 
+def build_teacher(teacher_cfg, rngs: nnx.Rngs) -> nnx.Module:
+    """The frozen encoder of a teacher config: a `ser` run's wav2vec2-style encoder or an
+    `asr` run's log-mel encoder."""
+    if isinstance(teacher_cfg, MelEncoderConfig):
+        return MelEncoder(teacher_cfg, rngs=rngs)
+    return Wav2Vec2Encoder(teacher_cfg, rngs)
+
+
+def teacher_frame_samples(teacher_cfg) -> int:
+    if isinstance(teacher_cfg, MelEncoderConfig):
+        return teacher_cfg.frame_samples
+    return teacher_hop(teacher_cfg.conv_stride)
+
+
+def teacher_dim(teacher_cfg) -> int:
+    if isinstance(teacher_cfg, MelEncoderConfig):
+        return teacher_cfg.transformer.d_model
+    return teacher_cfg.d_model
+
+
 def load_teacher(cfg: CodecConfig):
-    """(encoder config, trained encoder state) of the semantic teacher, or None when off."""
+    """(encoder config, trained encoder state) of the semantic teacher (a `ser` or `asr`
+    run's encoder), or None when off."""
     if cfg.semantic.weight <= 0:
         return None
     from emotive.infer.loading import load_trained
 
-    trained = load_trained(cfg.semantic.teacher_ckpt, task="ser")
+    trained = load_trained(cfg.semantic.teacher_ckpt, task=cfg.semantic.teacher_task)
     encoder = trained.model.encoder
-    check_rates(cfg.model.hop, encoder.cfg.conv_stride)
-    layers = encoder.cfg.transformer.num_layers
-    if not -1 <= cfg.semantic.layer <= layers:
-        raise UserError(f"semantic.layer must be -1 or in [0, {layers}] for this teacher, got "
-                        f"{cfg.semantic.layer}")
+    check_rates(cfg.model.hop, teacher_frame_samples(encoder.cfg))
+    if cfg.semantic.teacher_task == "ser":
+        layers = encoder.cfg.transformer.num_layers
+        if not -1 <= cfg.semantic.layer <= layers:
+            raise UserError(f"semantic.layer must be -1 or in [0, {layers}] for this teacher, "
+                            f"got {cfg.semantic.layer}")
     return encoder.cfg, nnx.state(encoder)
 
 
@@ -126,7 +150,7 @@ def make_task(cfg: CodecConfig) -> Task:
 
     def semantic_loss(model: CodecGAN, batch, out):
         feats, mask = teacher_features(model.teacher, batch["audio"], batch["length"], sc.layer)
-        ratio = check_rates(hop, teacher[0].conv_stride)
+        ratio = check_rates(hop, teacher_frame_samples(teacher[0]))
         target, valid = pool_to_frames(feats, mask, ratio, out["codes"].shape[1])
         return cosine_distance_loss(model.semantic_head(out["codes"]), target,
                                     valid & out["frame_mask"])
