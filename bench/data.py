@@ -34,12 +34,13 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 import numpy as np  # noqa: E402
 
+from emotive.configs.common import SAMPLE_RATE  # noqa: E402
 from emotive.data import pipeline  # noqa: E402
 from emotive.data.tfds_io import open_split  # noqa: E402
 
 ASSUMED_BATCH = 16
 ASSUMED_STEPS_PER_S = 5.0
-SR = 16000
+SR = SAMPLE_RATE
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -19,6 +19,7 @@ import numpy as np
 import scipy.signal
 import soundfile as sf
 
+from emotive.configs.common import SAMPLE_RATE
 from emotive.errors import UserError
 
 # Below these a waveform carries no usable signal (about -80 dBFS peak, -70 dBFS RMS).
@@ -114,7 +115,7 @@ def _wav_is_truncated(path: pathlib.Path) -> bool:
 
 def load_audio(
     path,
-    sample_rate: int = 16000,
+    sample_rate: int = SAMPLE_RATE,
     *,
     normalize_loudness: bool = True,
     target_dbfs: float = -23.0,

@@ -160,9 +160,9 @@ def speak(work: pathlib.Path, corpus: pathlib.Path, emotions, count: int, seed: 
 
 
 def write_report(work: pathlib.Path, samples: list, times: dict) -> None:
+    from emotive.configs.common import SAMPLE_RATE as sr
     from emotive.evals.common import plot_mel_grid
 
-    sr = 16000
     by_text: dict[str, list] = {}
     for s in samples:
         by_text.setdefault(s["text"], []).append((f"{s['emotion']}: {s['text'][:40]}",

@@ -36,6 +36,7 @@ from typing import Sequence
 import grain
 import numpy as np
 
+from emotive.configs.common import SAMPLE_RATE
 from emotive.data.emotions import EMOTIONS
 from emotive.errors import UserError
 from emotive.data.input import local_batch_size, make_iterator
@@ -264,7 +265,7 @@ def split_buckets(num_samples: np.ndarray, unit: int) -> tuple[int, ...]:
 
 
 def whole_clip_batches(data_dir, dataset: str, split: str, *, batch_size: int,
-                       unit: int = 16000):
+                       unit: int = SAMPLE_RATE):
     """Every clip of a built split whole and in order, once: the one split reader of every
     evaluation and split encoder. Yields the batches of `bucket_batches` (padded to
     `split_buckets(..., unit)`; the last batch's empty rows have example_mask False); the

@@ -25,7 +25,7 @@ from flax import nnx
 
 from emotive.codecs import audio as audio_lib
 from emotive.codecs.fsq import FSQ
-from emotive.configs.codec import CodecModelConfig
+from emotive.configs.codec import SAMPLE_RATE, CodecModelConfig
 from emotive.models.layers import Dense, param
 from emotive.models.transformer import Transformer
 
@@ -290,7 +290,7 @@ def multi_resolution_mel_loss(pred_BxT, target_BxT, lengths_B, *, sample_rate: i
     return sum(losses) / len(losses)
 
 
-def mel_distance(pred_BxT, target_BxT, lengths_B=None, sample_rate: int = 16000) -> jax.Array:
+def mel_distance(pred_BxT, target_BxT, lengths_B=None, sample_rate: int = SAMPLE_RATE) -> jax.Array:
     """The eval metric: log-mel L1 at n_fft 1024, hop 256, 80 mels; scalar float32."""
     return log_mel_l1(pred_BxT, target_BxT, lengths_B, sample_rate=sample_rate, n_fft=1024,
                       n_mels=80, hop=256)
