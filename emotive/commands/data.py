@@ -1,7 +1,8 @@
 """`emotive data SUBCOMMAND`: build datasets.
 
     emotive data synth --preset tiny|full --out DIR [--seed S] [--workers N]
-    emotive data build emotive_speech|audio_folder|ravdess|crema_d --src DIR --out DATA_DIR
+    emotive data build emotive_speech|audio_folder|ravdess|crema_d|esd|libritts_r \
+        --src DIR --out DATA_DIR
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ NAME is one of:
                     (03) speech (01) files, other modalities are skipped and counted
     crema_d         a CREMA-D download: AudioWAV/AAAA_SSS_EEE_LL.wav (actor, sentence, emotion,
                     level); VideoDemographics.csv, when present, gives each actor's sex
+    esd, libritts_r the ESD and LibriTTS-R downloads (see `emotive.data.builders_tts`)
 
 RAVDESS and CREMA-D are split by actor (speaker-disjoint): actors sorted by number, the last
 `test_fraction` (default 20%, rounded down, at least one) are 'test', the `validation_fraction`
@@ -322,8 +323,9 @@ def build(name: str, src_dir, data_dir, *, overwrite: bool = False, progress: bo
     """Builds dataset `name` (a key of BUILDERS) from `src_dir` into `data_dir`.
 
     `options`: min_seconds, max_seconds for all; holdout, speaker for audio_folder;
-    test_fraction, validation_fraction for ravdess and crema_d. Returns the build report dict
-    (also written to DATA_DIR/NAME/VERSION/build_report.json and printed when `verbose`).
+    test_fraction, validation_fraction for ravdess and crema_d; languages for esd. Returns
+    the build report dict (also written to DATA_DIR/NAME/VERSION/build_report.json and
+    printed when `verbose`).
     """
     if name not in BUILDERS:
         raise UserError(f"unknown dataset {name!r}; use one of {', '.join(BUILDERS)}")
@@ -352,6 +354,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ravdess/crema_d: fraction of actors in 'test' (default 0.2)")
     parser.add_argument("--validation-fraction", type=float, default=None,
                         help="ravdess/crema_d: fraction of actors in 'validation' (default 0.1)")
+    parser.add_argument("--languages", choices=("en", "zh", "all"), default=None,
+                        help="esd: speakers by language (default en)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -361,3 +365,8 @@ def run(args: argparse.Namespace) -> int:
     build(args.name, args.src, args.out, overwrite=args.overwrite, progress=not args.no_progress,
           min_seconds=args.min_seconds, max_seconds=args.max_seconds, **options)
     return 0
+
+
+# esd and libritts_r subclass _SpeechBuilder, so their module is imported last; it adds them
+# to BUILDERS and _OPTIONS (in either import order).
+from emotive.data import builders_tts  # noqa: E402,F401
