@@ -26,7 +26,11 @@ _WORDS = WordScoring(lm=None)  # the word-LM defaults the asr options show
 OPTIONS: dict[str, tuple[tuple[str, dict], ...]] = {
     "tts": (("--codec", dict(default=None, help="codec run dir (required)")),
             ("--asr", dict(default=None, help="asr run dir (required)")),
-            ("--ser", dict(default=None, help="ser run dir (required)"))),
+            ("--ser", dict(default=None, help="ser run dir (required)")),
+            ("--text-scale", dict(type=float, default=1.0,
+                                  help="classifier-free guidance on the text (1: off)")),
+            ("--emotion-scale", dict(type=float, default=1.0,
+                                     help="classifier-free guidance on the emotion (1: off)"))),
     "student": (("--teacher", dict(default=None, help="teacher run dir (default: the student "
                                                        "config's teacher.ckpt)")),),
     "asr": (
@@ -161,7 +165,8 @@ def _run_tts(kind: str, args) -> int:
     report = tts.evaluate(lm, codec, recognizer, emotion_model,
                           args.data_dir or codec.cfg.data.data_dir, args.split,
                           dataset=args.dataset, limit=args.limit or 48, out_dir=out_dir,
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size, text_scale=args.text_scale,
+                          emotion_scale=args.emotion_scale)
     print(tts.format_report(report))
     print(f"report: {out_dir}/report.json")
     return 0

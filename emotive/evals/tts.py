@@ -53,7 +53,8 @@ def select_clips(clips, emotions, limit: int) -> list[dict]:
 
 def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test", *,
              dataset: str = "emotive_speech", limit: int = 48, seed: int = 0,
-             out_dir=None, batch_size: int = 8) -> dict:
+             out_dir=None, batch_size: int = 8, text_scale: float = 1.0,
+             emotion_scale: float = 1.0) -> dict:
     """Returns (and writes under out_dir) the report described in the module docstring.
 
     `recognizer` and `emotion_model` are the judges' predictors; they score through the
@@ -84,7 +85,8 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
             intensities=[c["intensity"] if c["intensity"] in vocab.intensities
                          else vocab.intensities[-1] for c in group],
             seed=seed + start,
-            max_seconds=max(2.0 * c["audio"].size / SAMPLE_RATE + 1.0 for c in group))
+            max_seconds=max(2.0 * c["audio"].size / SAMPLE_RATE + 1.0 for c in group),
+            text_scale=text_scale, emotion_scale=emotion_scale)
         for c, (wave,) in zip(group, waves):
             versions["tts"].append(wave)
             if out is not None:
@@ -94,6 +96,7 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
     refs = [c["text"] for c in clips]
     truth = np.array([c["emotion"] for c in clips])
     report = {"split": split, "tts_step": step, "codec_step": codec.step, "clips": len(clips),
+              "guidance": {"text_scale": text_scale, "emotion_scale": emotion_scale},
               "intelligibility": {}, "emotion_accuracy": {}, "per_emotion": {}}
     preds = {}
     for name, audios in versions.items():
