@@ -3,7 +3,8 @@
 `TTSVocab` is the only place that knows an id. With T text ids, K speech codes, E emotions at
 I intensity levels and S speaker slots, the layout is
 
-    [0, T)                      text tokens (a byte-level BPE trained here, or Llama 3's)
+    [0, T)                      text tokens (a byte-level BPE trained here, Llama 3's, or
+                                phonemes: `emotive.codecs.phonemes.PhonemeTokenizer`)
     T + 0 .. T + 7              Llasa's specials, in Llasa's order: TEXT_GENERATION_START/END,
                                 TEXT_UNDERSTANDING_START/END, SPEECH_GENERATION_START/END,
                                 SPEECH_UNDERSTANDING_START/END
@@ -18,7 +19,8 @@ by appending rows for the tags. SPEECH_GENERATION_END is the stop token.
 
 A prompt (`prompt_ids`) follows Llasa: "Convert the text to speech:" TEXT_UNDERSTANDING_START
 text TEXT_UNDERSTANDING_END [emotion tag] [speaker tag] SPEECH_GENERATION_START [reference
-codes]. prompt_style "llama3_chat" wraps the same content in Llama 3's chat headers, as
+codes]; with phonemes there is no instruction (it is only for a pretrained text model).
+prompt_style "llama3_chat" wraps the same content in Llama 3's chat headers, as
 Llasa's own inference script does through the tokenizer's chat template (the exact template
 of the released tokenizer, e.g. a system header, is unverified here).
 
@@ -36,6 +38,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from emotive.codecs.phonemes import PhonemeTokenizer, tokenizer_from_str
 from emotive.codecs.sentences import check_text
 from emotive.errors import UserError
 
@@ -91,10 +94,10 @@ class TTSVocab:
     """The id layout of the TTS language model (see the module docstring) plus its tokenizer.
 
     `tokenizer` is a `tokenizers.Tokenizer` (its `encode_special_tokens` is switched on, so
-    typed text never becomes a special id). `text_vocab_size` defaults to the tokenizer's
-    size (Llasa's text size when the tokenizer already holds Llasa's specials) and may be
-    larger, reserving ids. `speaker_slots` defaults to len(speakers); `pad_to` rounds
-    `vocab_size` up to a multiple.
+    typed text never becomes a special id) or a `PhonemeTokenizer`. `text_vocab_size`
+    defaults to the tokenizer's size (Llasa's text size when the tokenizer already holds
+    Llasa's specials) and may be larger, reserving ids. `speaker_slots` defaults to
+    len(speakers); `pad_to` rounds `vocab_size` up to a multiple.
     """
 
     def __init__(self, tokenizer, codebook_size: int, emotions: Sequence[str] = (),
@@ -103,6 +106,8 @@ class TTSVocab:
                  pad_to: int = 1, prompt_style: str = "plain"):
         self.tokenizer = tokenizer
         tokenizer.encode_special_tokens = True
+        phonemes = isinstance(tokenizer, PhonemeTokenizer)
+        self.text_frontend = "phoneme" if phonemes else "bpe"
         own = _llasa_text_size(tokenizer) or tokenizer.get_vocab_size(with_added_tokens=True)
         self.text_vocab_size = own if text_vocab_size is None else int(text_vocab_size)
         if self.text_vocab_size < tokenizer.get_vocab_size(with_added_tokens=False):
@@ -136,10 +141,10 @@ class TTSVocab:
         self.vocab_size = self.size_for(t, self.codebook_size,
                                         len(self.emotions) * len(self.intensities),
                                         self.speaker_slots, self.pad_to)
-        unk = getattr(tokenizer.model, "unk_token", None)
+        unk = None if phonemes else getattr(tokenizer.model, "unk_token", None)
         self._unk_id = tokenizer.token_to_id(unk) if unk else None
         self._chat = self._chat_ids() if prompt_style == "llama3_chat" else None
-        self._instruction = self.encode_text(INSTRUCTION)
+        self._instruction = [] if phonemes else self.encode_text(INSTRUCTION)
 
     @staticmethod
     def size_for(text_vocab_size: int, codebook_size: int, num_emotion_tags: int,
@@ -234,6 +239,12 @@ class TTSVocab:
                             f"({self.text_vocab_size}); it does not fit this layout")
         return ids
 
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Encodes `texts` as one batch ahead of `prompt_ids` where that is faster (phonemes:
+        one eSpeak request, not one per text); nothing to do for a BPE."""
+        if self.text_frontend == "phoneme":
+            self.tokenizer.prefetch(texts)
+
     def decode_text(self, ids) -> str:
         """Ids -> text; ids outside the text range appear as their names (see token_name)."""
         out, run = [], []
@@ -302,22 +313,21 @@ class TTSVocab:
         return json.dumps({**self.meta(), "tokenizer": self.tokenizer.to_str()})
 
     @classmethod
-    def from_json(cls, text: str, where: str = "vocabulary JSON") -> "TTSVocab":
+    def from_json(cls, text: str, where: str = "vocabulary JSON", phonemizer=None) -> "TTSVocab":
+        """Reads `to_json`; `phonemizer` (emotive.data.espeak.phonemize) lets phonemes encode."""
         try:
             meta = json.loads(text)
-            return cls._parse(meta, meta.pop("tokenizer"), where)
+            return cls._parse(meta, meta.pop("tokenizer"), where, phonemizer)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UserError(f"{where} is not a TTS vocabulary ({str(exc)[:120]})") from None
 
     @classmethod
-    def _parse(cls, meta: dict, tokenizer_json: str, where: str) -> "TTSVocab":
-        from tokenizers import Tokenizer
-
+    def _parse(cls, meta: dict, tokenizer_json: str, where: str, phonemizer) -> "TTSVocab":
         if meta.get("format") != FORMAT:
             raise UserError(f"{where} is not a TTS vocabulary of format {FORMAT} (found "
                             f"{meta.get('format')!r})")
         try:
-            tokenizer = Tokenizer.from_str(tokenizer_json)
+            tokenizer = tokenizer_from_str(tokenizer_json, phonemizer)
         except Exception as exc:  # noqa: BLE001 - the library raises its own error types
             raise UserError(f"{where}: unreadable tokenizer ({str(exc)[:120]})") from None
         vocab = cls(tokenizer, meta["codebook_size"], meta["emotions"], meta["intensities"],
@@ -339,8 +349,8 @@ class TTSVocab:
         return directory
 
     @classmethod
-    def load(cls, directory) -> "TTSVocab":
-        """Reads a vocabulary written by `save`; UserError if the files are missing or bad."""
+    def load(cls, directory, phonemizer=None) -> "TTSVocab":
+        """Reads what `save` wrote (phonemizer: see from_json); UserError if files are bad."""
         directory = pathlib.Path(directory)
         paths = (directory / META_FILE, directory / TOKENIZER_FILE)
         missing = [str(p) for p in paths if not p.is_file()]
@@ -349,7 +359,7 @@ class TTSVocab:
                             "TTSVocab.save")
         try:
             meta = json.loads(paths[0].read_text())
-            return cls._parse(meta, paths[1].read_text(), str(directory))
+            return cls._parse(meta, paths[1].read_text(), str(directory), phonemizer)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise UserError(f"{directory}: unreadable vocabulary ({str(exc)[:120]})") from None
 

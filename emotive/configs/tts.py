@@ -17,6 +17,7 @@ padded to 193,920) and 8b (Llama-3.1-8B shape), all sharded by the same rules.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Literal
 
 from emotive.configs.common import (MeshConfig, OptimConfig, TrainConfig, TransformerConfig,
@@ -27,6 +28,11 @@ from emotive.errors import UserError
 # them, and tests/codecs/test_text.py checks the two agree).
 CORPUS_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "surprised",
                    "disgusted")
+TextFrontend = Literal["bpe", "phoneme"]
+TEXT_FRONTENDS = typing.get_args(TextFrontend)
+# Text ids the phoneme front end reserves: its inventory (emotive.codecs.phonemes.INVENTORY,
+# 101 symbols; tests/codecs/test_phonemes.py checks it fits) plus room to grow.
+PHONEME_TEXT_IDS = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +40,10 @@ class TTSVocabConfig:
     """The vocabulary layout; it fixes the model's vocabulary size."""
 
     bpe_size: int = 1024  # text ids of a byte-level BPE trained on the train table's text
+    # "bpe": that BPE; "phoneme": eSpeak IPA phonemes of normalised text (PHONEME_TEXT_IDS ids)
+    text_frontend: TextFrontend = "bpe"
     tokenizer_json: str = ""  # a Llama 3 tokenizer.json instead of the BPE (full scale)
-    text_vocab_size: int = 0  # text ids with tokenizer_json (Llama 3: 128256); 0 = bpe_size
+    text_vocab_size: int = 0  # text ids with tokenizer_json (Llama 3: 128256); 0 = by frontend
     codebook_size: int = 64000  # the codec's codes (the tiny codec: FSQ 8,8,8,5,5,5)
     emotions: tuple[str, ...] = CORPUS_EMOTIONS
     intensities: tuple[int, ...] = (1, 2)
@@ -45,7 +53,9 @@ class TTSVocabConfig:
 
     @property
     def text_size(self) -> int:
-        return self.text_vocab_size if self.text_vocab_size > 0 else self.bpe_size
+        if self.text_vocab_size > 0:
+            return self.text_vocab_size
+        return PHONEME_TEXT_IDS if self.text_frontend == "phoneme" else self.bpe_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +85,17 @@ class TTSConfig:
 
     def validate(self) -> None:
         v, d = self.vocab, self.data
+        if v.text_frontend not in TEXT_FRONTENDS:  # --set checks it; a JSON config may not
+            raise UserError(f"vocab.text_frontend must be one of {', '.join(TEXT_FRONTENDS)}, "
+                            f"got {v.text_frontend!r}")
+        if v.text_frontend == "phoneme" and v.tokenizer_json:
+            raise UserError("vocab.text_frontend=phoneme replaces the text tokenizer; leave "
+                            "vocab.tokenizer_json empty (or use text_frontend=bpe)")
         if v.tokenizer_json and v.text_vocab_size <= 0:
             raise UserError("vocab.tokenizer_json needs vocab.text_vocab_size (the tokenizer's "
                             "text ids, 128256 for Llama 3)")
-        if not v.tokenizer_json and v.text_vocab_size <= 0 and v.bpe_size < 257:
+        if v.text_frontend == "bpe" and not v.tokenizer_json and v.text_vocab_size <= 0 \
+                and v.bpe_size < 257:
             raise UserError(f"vocab.bpe_size={v.bpe_size} is too small; the byte-level BPE "
                             "needs at least 257 (256 bytes + merges)")
         if v.codebook_size < 1 or v.speaker_slots < 0:

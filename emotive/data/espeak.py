@@ -14,12 +14,19 @@ exits. Every call is therefore reproducible on its own, forking a small
 process costs a few milliseconds, and the caller may have threads (JAX, BLAS)
 without any risk from fork. Each process that builds a Synthesizer gets its
 own server, so parallel synthesis simply uses several processes. POSIX only.
+
+The same server also phonemises: `phonemize(texts, voice)` sends a whole batch in one
+request (one fork), and the child runs `espeak_TextToPhonemes` clause by clause, giving
+eSpeak's IPA with "_" between phonemes and " " between words ("ð_ə k_ˈæ_t s_ˈæ_t"), so
+thousands of sentences take seconds. `Synthesizer.synth_with_phonemes` also returns when
+each phoneme starts (eSpeak's phoneme events; enabling them leaves the samples unchanged).
 """
 
 import atexit
 import ctypes
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -35,12 +42,18 @@ assert SAMPLE_RATE == 16_000, SAMPLE_RATE
 # Values from espeak-ng's speak_lib.h.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000
+_INITIALIZE_PHONEME_EVENTS, _INITIALIZE_PHONEME_IPA = 0x0001, 0x0002
+_EVENT_LIST_TERMINATED, _EVENT_PHONEME = 0, 7
+_PHONEMES_IPA = 0x02 | (ord('_') << 8)  # TextToPhonemes: IPA, "_" between phoneme names
 _CHARS_UTF8 = 1
 _POS_CHARACTER = 1
 _PARAMS = {'rate': 1, 'volume': 2, 'pitch': 3, 'pitch_range': 4, 'word_gap': 7}
 
 # Reply status codes from the server.
 _OK, _BAD_VOICE, _SYNTH_FAILED, _CHILD_DIED = 0, 1, 2, 3
+
+_PHONEME_BATCH = 20_000  # texts per phonemise request (one fork each)
+_LANGUAGE_SWITCH = re.compile(r'\([a-z]{2,3}(?:-[a-z0-9]+)*\)')  # "(fr)": eSpeak's marker
 
 # Allowed values (eSpeak's own limits; rate in words per minute).
 LIMITS = {'rate': (80, 450), 'pitch': (0, 100), 'pitch_range': (0, 100),
@@ -57,6 +70,14 @@ def _data_path() -> Path:
 
 # ------------------------------------------------------------------ server side
 
+class _Event(ctypes.Structure):
+    """espeak_EVENT of speak_lib.h; `name` is the union `id` as a phoneme event fills it."""
+    _fields_ = [('type', ctypes.c_int), ('unique_identifier', ctypes.c_uint),
+                ('text_position', ctypes.c_int), ('length', ctypes.c_int),
+                ('audio_position', ctypes.c_int), ('sample', ctypes.c_int),
+                ('user_data', ctypes.c_void_p), ('name', ctypes.c_char * 8)]
+
+
 class _Engine:
     """The initialised libespeak-ng of the server process."""
 
@@ -70,46 +91,82 @@ class _Engine:
             ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
             ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        flags = _INITIALIZE_DONT_EXIT | _INITIALIZE_PHONEME_EVENTS | _INITIALIZE_PHONEME_IPA
         self.native_rate = lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(_data_path()).encode(), _INITIALIZE_DONT_EXIT)
+            _AUDIO_OUTPUT_SYNCHRONOUS, 0, str(_data_path()).encode(), flags)
         if self.native_rate <= 0:
             raise RuntimeError(f'espeak_Initialize failed with {self.native_rate}')
         self.chunks: list[bytes] = []
+        self.events: list[tuple[str, int]] = []  # (IPA phoneme or '_' for a pause, sample)
         callback_type = ctypes.CFUNCTYPE(
-            ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+            ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
         self._callback = callback_type(self._collect)  # keep a reference: C holds a raw pointer
         lib.espeak_SetSynthCallback(self._callback)
         self.lib = lib
         self.libc = ctypes.CDLL(None)  # some of eSpeak's noise comes from libc rand()
 
-    def _collect(self, wav, n, _events):
+    def _collect(self, wav, n, events):
         if n > 0:
             self.chunks.append(ctypes.string_at(wav, 2 * n))
+        i = 0
+        while events and events[i].type != _EVENT_LIST_TERMINATED:
+            if events[i].type == _EVENT_PHONEME:
+                name = events[i].name.decode('utf-8', 'replace') or '_'
+                self.events.append((name, events[i].sample))  # sample: at the native rate
+            i += 1
         return 0  # 0 = keep going
 
-    def synthesise(self, request: dict) -> tuple[int, bytes]:
-        """Run one request in this process: (status, little-endian int16 samples)."""
+    def run(self, request: dict) -> tuple[int, bytes]:
+        """One request of either kind in this process: (status, reply bytes)."""
         if self.lib.espeak_SetVoiceByName(request['voice'].encode()) != 0:
             return _BAD_VOICE, b''
+        if request.get('kind') == 'phonemes':
+            return _OK, json.dumps([self.phonemes(t) for t in request['texts']]).encode()
+        status, samples = self.synthesise(request)
+        if not request.get('events'):
+            return status, samples
+        events = json.dumps(self.events).encode()
+        return status, struct.pack('<I', len(samples)) + samples + events
+
+    def phonemes(self, text: str) -> str:
+        """eSpeak's IPA for `text` (the current voice): clause by clause, joined by spaces."""
+        encoded = text.encode('utf-8')
+        pointer = ctypes.c_char_p(encoded)  # the library advances it, to NULL at the end
+        clauses = []
+        for _ in range(len(encoded) + 1):  # at least one character per clause
+            if ctypes.cast(pointer, ctypes.c_void_p).value is None:
+                break
+            clause = self.lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8,
+                                                    _PHONEMES_IPA)
+            if clause:
+                clauses.append(clause.decode('utf-8', 'replace').strip())
+        return ' '.join(c for c in clauses if c)
+
+    def synthesise(self, request: dict) -> tuple[int, bytes]:
+        """Synthesise with the voice already set: (status, little-endian int16 samples)."""
         for name, value in request['params'].items():
             self.lib.espeak_SetParameter(_PARAMS[name], int(value), 0)
         seed = int(request['seed'])
         self.lib.espeak_ng_SetRandSeed(seed)
         self.libc.srand(seed & 0xFFFFFFFF)
         self.chunks.clear()
+        self.events.clear()
         text = request['text'].encode('utf-8')
         if self.lib.espeak_Synth(text, len(text) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None):
             return _SYNTH_FAILED, b''
         return _OK, b''.join(self.chunks)
 
     def synthesise_in_child(self, request: dict) -> tuple[int, bytes]:
-        """Fork, synthesise in the child from this pristine state, and return its result."""
+        """Fork, run the request in the child from this pristine state, return its result."""
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:
             try:
                 os.close(read_fd)
-                status, samples = self.synthesise(request)
+                status, samples = self.run(request)
                 with os.fdopen(write_fd, 'wb') as f:
                     f.write(struct.pack('<i', status) + samples)
             finally:
@@ -134,8 +191,10 @@ def serve(stdin=None, stdout=None) -> None:
     """Server loop: answer length-prefixed JSON requests until stdin closes.
 
     On start it writes the engine's native sample rate (int32). Each request
-    is uint32 length + JSON {text, voice, params, seed}; each reply is int32
-    status + uint32 byte count + int16 samples.
+    is uint32 length + JSON, {text, voice, params, seed, events} to synthesise (the reply
+    bytes: int16 samples; with events, uint32 sample bytes + samples + JSON [[name,
+    sample], ...]) or {kind: "phonemes", texts, voice} (the reply: a JSON list of IPA
+    strings); each reply is int32 status + uint32 byte count + the bytes.
     """
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer
@@ -232,6 +291,34 @@ class Synthesizer:
         extra pause between words in 10 ms units; seed: eSpeak's noise seed.
         The same arguments always give the same samples.
         """
+        return self._speak(text, voice, False, rate=rate, pitch=pitch, pitch_range=pitch_range,
+                           volume=volume, word_gap=word_gap, seed=seed)[0]
+
+    def synth_with_phonemes(self, text: str, voice: str = 'en', **settings):
+        """`synth` (same arguments, same samples) plus when each phoneme starts.
+
+        Returns (samples [T] float32, events): events is a list of (IPA phoneme, sample
+        index at SAMPLE_RATE) in time order; '_' marks a pause, the last one the end.
+        """
+        return self._speak(text, voice, True, **settings)
+
+    def phonemize(self, texts, voice: str = 'en-us') -> list[str]:
+        """See the module-level `phonemize`."""
+        texts = [texts] if isinstance(texts, str) else [str(t) for t in texts]
+        self.check_voice(voice)
+        out = []
+        for start in range(0, len(texts), _PHONEME_BATCH):
+            status, reply = self._server.request(
+                dict(kind='phonemes', texts=texts[start:start + _PHONEME_BATCH], voice=voice))
+            if status == _BAD_VOICE:
+                raise UserError(f'eSpeak could not load voice {voice!r}; check the language')
+            if status != _OK:
+                raise RuntimeError(f'eSpeak phonemisation failed (status {status})')
+            out += [_LANGUAGE_SWITCH.sub('', ipa) for ipa in json.loads(reply)]
+        return out
+
+    def _speak(self, text, voice, events, rate=175, pitch=50, pitch_range=50, volume=100,
+               word_gap=0, seed=0):
         import math
 
         # numpy and scipy are imported here, not at the top, so that the server
@@ -248,17 +335,36 @@ class Synthesizer:
             if not lo <= int(value) <= hi:
                 raise UserError(f'eSpeak {name}={value} is out of range; use {lo}..{hi}')
         self.check_voice(voice)
-        status, samples = self._server.request(dict(
-            text=text, voice=voice, params={k: int(v) for k, v in params.items()}, seed=int(seed)))
+        status, reply = self._server.request(dict(
+            text=text, voice=voice, params={k: int(v) for k, v in params.items()},
+            seed=int(seed), events=events))
         if status == _BAD_VOICE:
             raise UserError(f'eSpeak could not load voice {voice!r}; check the language and variant')
         if status != _OK:
             raise RuntimeError(f'eSpeak synthesis failed (status {status}) for {text[:40]!r}')
-        native = np.frombuffer(samples, dtype='<i2').astype(np.float64) / 32768.0
+        marks = []
+        if events:
+            (size,) = struct.unpack('<I', reply[:4])
+            reply, marks = reply[4:4 + size], json.loads(reply[4 + size:])
+        native = np.frombuffer(reply, dtype='<i2').astype(np.float64) / 32768.0
+        marks = [(name, round(sample * SAMPLE_RATE / self.native_rate)) for name, sample in marks]
         if native.size == 0:
-            return np.zeros(0, np.float32)
+            return np.zeros(0, np.float32), marks
         g = math.gcd(SAMPLE_RATE, self.native_rate)
-        return resample_poly(native, SAMPLE_RATE // g, self.native_rate // g).astype(np.float32)
+        return resample_poly(native, SAMPLE_RATE // g, self.native_rate // g).astype(
+            np.float32), marks
+
+
+def phonemize(texts, voice: str = 'en-us') -> list[str]:
+    """eSpeak's IPA for each text (a str or a sequence of them), in one batched request.
+
+    Each result has "_" between the phonemes of a word and " " between words, stress marks
+    (ˈ ˌ) before their vowel: phonemize(["The cat sat."]) == ["ð_ə k_ˈæ_t s_ˈæ_t"] with
+    en-us. eSpeak reads the text as it is (its own number and abbreviation rules) and marks
+    no punctuation: split at punctuation first where pauses matter, as
+    `emotive.codecs.phonemes` does. The same texts always give the same phonemes.
+    """
+    return Synthesizer().phonemize(texts, voice)
 
 
 if __name__ == '__main__':

@@ -36,6 +36,7 @@ import numpy as np
 
 from emotive.codecs.text import TTSVocab
 from emotive.data.emotions import EMOTIONS
+from emotive.data.espeak import phonemize
 from emotive.data.input import IteratorWrapper
 from emotive.errors import UserError
 
@@ -93,6 +94,7 @@ def build_documents(table: dict, vocab: TTSVocab, *, tag_dropout: float = 0.0,
     speakers = np.asarray(table.get("speaker", np.full(n, -1)))
     names = [str(s) for s in table.get("speakers", [])]
     ids = table.get("id", [str(i) for i in range(n)])
+    vocab.prefetch([str(t) for t in table["text"]])  # phonemes: one batch, not one per clip
     pieces, prompt_lens = [], np.zeros(n, np.int32)
     untagged_emotion = untagged_speaker = 0
     for c in range(n):
@@ -283,4 +285,4 @@ def read_checkpoint_vocab(step_dir) -> TTSVocab:
     if carried is None:
         raise UserError(f"checkpoint {step_dir} holds no TTS vocabulary (trained on synthetic "
                         "data?); it cannot be used for synthesis")
-    return TTSVocab.from_json(carried, str(files[0]))
+    return TTSVocab.from_json(carried, str(files[0]), phonemizer=phonemize)

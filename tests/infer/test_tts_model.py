@@ -39,3 +39,19 @@ def test_train_then_load_tts(tmp_path):
     assert vocab.speakers == ("spkA", "spkB", "spkC")
     assert vocab.prompt_ids("oak table.", emotion="calm", intensity=1, speaker="spkA")[-1] \
         == vocab.speech_start
+
+
+def test_train_tts_on_phonemes(tmp_path):
+    save_encoded(tmp_path / "train", _table(16, 0))
+    overrides = [f"data.train={tmp_path / 'train'}", "data.eval=", "vocab.text_frontend=phoneme",
+                 f"vocab.codebook_size={CODEBOOK}", "vocab.pad_to=64", "data.seq_len=128",
+                 "model.num_layers=1", "model.d_model=32", "train.steps=2", "train.batch_size=4",
+                 "train.ckpt_every=2", "train.log_every=1", "train.async_ckpt=false"]
+    cfg = configs.load("tts", "tiny", overrides)
+    summary = trainer.train(cfg, tmp_path / "run", progress=False, devices=jax.devices()[:1])
+    assert np.isfinite(summary["train"]["loss"])
+    _, model, vocab, _ = load_tts(tmp_path / "run")
+    assert vocab.text_frontend == "phoneme" and model.vocab_size == model_vocab_size(cfg)
+    prompt = vocab.prompt_ids("Oak table, 42 birds.", emotion="calm", intensity=1)
+    assert all(0 <= i < vocab.text_vocab_size for i in prompt[1:prompt.index(
+        vocab.special["TEXT_UNDERSTANDING_END"])])

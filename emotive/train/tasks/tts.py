@@ -24,8 +24,10 @@ import functools
 import jax
 import numpy as np
 
+from emotive.codecs.phonemes import PhonemeTokenizer
 from emotive.codecs.text import TTSVocab, train_bpe
 from emotive.configs.tts import TTSConfig
+from emotive.data.espeak import phonemize
 from emotive.data.input import make_iterator
 from emotive.data.tts_data import VocabCarryingIterator, build_documents, pack
 from emotive.errors import UserError
@@ -55,7 +57,7 @@ def read_table(path: str, what: str) -> dict:
 
 
 def build_vocab(cfg: TTSConfig, train_table: dict) -> TTSVocab:
-    """The run's vocabulary: Llama 3's tokenizer or a BPE trained on the train text."""
+    """The run's vocabulary: Llama 3's tokenizer, phonemes, or a BPE trained on the text."""
     v = cfg.vocab
     speakers = ()
     if v.speaker_slots:
@@ -68,6 +70,9 @@ def build_vocab(cfg: TTSConfig, train_table: dict) -> TTSVocab:
             raise UserError(f"{v.tokenizer_json} has {vocab.text_vocab_size} text ids but "
                             f"vocab.text_vocab_size={v.text_vocab_size}; set it to "
                             f"{vocab.text_vocab_size}")
+    elif v.text_frontend == "phoneme":
+        vocab = TTSVocab(PhonemeTokenizer(phonemize), v.codebook_size,
+                         text_vocab_size=v.text_size, **common)
     else:
         texts = [str(t) for t in np.asarray(train_table["text"])]
         vocab = TTSVocab(train_bpe(texts, v.text_size), v.codebook_size,
