@@ -67,6 +67,7 @@ class TTSDataConfig:
     seq_len: int = 512  # (input, target) pairs per packed row
     long_docs: Literal["truncate", "drop"] = "truncate"
     tag_dropout: float = 0.1  # probability of leaving a document's emotion/speaker tag out
+    text_dropout: float = 0.0  # probability of leaving its text out (for --text-scale guidance)
     open_rows: int = 64  # rows the packer keeps open for first fit
     # Random documents of this layout instead of tables: for `emotive scale` and benchmarks.
     synthetic: bool = False
@@ -104,6 +105,8 @@ class TTSConfig:
             raise UserError(f"data.seq_len={d.seq_len} is too short for a prompt; use >= 8")
         if not 0.0 <= d.tag_dropout < 1.0:
             raise UserError(f"data.tag_dropout must be in [0, 1), got {d.tag_dropout}")
+        if not 0.0 <= d.text_dropout < 1.0:
+            raise UserError(f"data.text_dropout must be in [0, 1), got {d.text_dropout}")
         if not d.synthetic and not d.train:
             raise UserError("data.train is empty; pass a table from `emotive codec "
                             "encode-split` with --set data.train=PATH (or data.synthetic=true)")

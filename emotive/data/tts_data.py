@@ -23,7 +23,10 @@ in `PackStats` and reported by the task, never silent.
 
 Tags: a clip gets the emotion tag of (its emotion, its intensity) and its speaker's tag when
 the vocabulary has them; otherwise none (counted). `tag_dropout` leaves a tag out of a
-document with that probability, so the model also learns to speak without one.
+document with that probability, so the model also learns to speak without one, and
+`text_dropout` leaves the text out (TEXT_UNDERSTANDING_START directly followed by _END):
+the unconditional prompts that classifier-free guidance contrasts at decode time
+(`drop_condition` makes the same prompts there).
 """
 
 from __future__ import annotations
@@ -80,8 +83,23 @@ def check_table(table: dict, where: str, codebook_size: int) -> None:
                         f"vocabulary has {codebook_size}; set vocab.codebook_size={made_with}")
 
 
+def drop_condition(vocab: TTSVocab, prompt, what: str) -> list[int]:
+    """`prompt` without its text (the ids between TEXT_UNDERSTANDING_START and _END) or
+    without its emotion tag ("emotion"): the condition-dropped prompts of training and of
+    classifier-free guidance."""
+    prompt = [int(t) for t in prompt]
+    if what == "emotion":
+        return [t for t in prompt if not vocab.emotion_offset <= t < vocab.speaker_offset]
+    if what != "text":
+        raise ValueError(f"drop_condition: unknown condition {what!r}")
+    start = prompt.index(vocab.special["TEXT_UNDERSTANDING_START"])
+    end = prompt.index(vocab.special["TEXT_UNDERSTANDING_END"], start)
+    return prompt[:start + 1] + prompt[end:]
+
+
 def build_documents(table: dict, vocab: TTSVocab, *, tag_dropout: float = 0.0,
-                    seed: int = 0, where: str = "table") -> Documents:
+                    text_dropout: float = 0.0, seed: int = 0,
+                    where: str = "table") -> Documents:
     """The Llasa document of every clip of a pre-encoded table (see the module docstring).
 
     A clip whose text is empty or punctuation only is a UserError naming its id: the
@@ -115,6 +133,8 @@ def build_documents(table: dict, vocab: TTSVocab, *, tag_dropout: float = 0.0,
                                       speaker=speaker)
         except UserError as exc:
             raise UserError(f"{where}, clip {ids[c]}: {exc}") from None
+        if text_dropout and rng.random() < text_dropout:
+            prompt = drop_condition(vocab, prompt, "text")
         codes = table["codes"][table["offsets"][c]:table["offsets"][c + 1]]
         pieces.append(np.concatenate([np.asarray(prompt, np.int32), vocab.codes_to_ids(codes),
                                       np.asarray([vocab.speech_end], np.int32)]))

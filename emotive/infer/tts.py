@@ -39,6 +39,7 @@ from emotive.codecs.audio import load_audio
 from emotive.codecs.sentences import check_text, split_sentences
 from emotive.configs.codec import SAMPLE_RATE
 from emotive.errors import UserError
+from emotive.data.tts_data import drop_condition
 from emotive.infer.codec import LoadedCodec
 from emotive.infer.sampling import SamplingConfig, bucket_length, generate, prepare
 
@@ -191,17 +192,6 @@ def guidance_drops(text_scale: float, emotion_scale: float) -> list[tuple[str, f
             raise UserError(f"{name} must be a finite number >= 0 (1: no guidance), got {scale}")
     return [(what, scale - 1.0) for what, scale in (("text", text_scale),
                                                     ("emotion", emotion_scale)) if scale != 1.0]
-
-
-def drop_condition(vocab, prompt: Sequence[int], what: str) -> list[int]:
-    """`prompt` without its text (the ids between TEXT_UNDERSTANDING_START and _END) or
-    without its emotion tag: the unconditional prompts of guidance, as training drops them."""
-    prompt = list(prompt)
-    if what == "emotion":
-        return [t for t in prompt if not vocab.emotion_offset <= t < vocab.speaker_offset]
-    start = prompt.index(vocab.special["TEXT_UNDERSTANDING_START"])
-    end = prompt.index(vocab.special["TEXT_UNDERSTANDING_END"], start)
-    return prompt[:start + 1] + prompt[end:]
 
 
 def _decode_rows(codec: LoadedCodec, vocab, tokens_BxN, lengths_B) -> list[np.ndarray]:

@@ -182,3 +182,36 @@ def test_checkpoint_state_carries_the_vocabulary(vocab, tmp_path):
         next(changed)
     assert json.loads(VocabCarryingIterator(_Inner(), vocab.to_json(), 1).get_state())[
         "tts_vocab"] is None  # only process 0 writes it
+
+
+def test_text_dropout_leaves_the_text_out_of_that_share_of_documents(vocab):
+    from emotive.data.tts_data import drop_condition
+
+    table = fake_table(200)
+    start = vocab.special["TEXT_UNDERSTANDING_START"]
+    end = vocab.special["TEXT_UNDERSTANDING_END"]
+    full = build_documents(table, vocab, seed=3)
+    dropped = build_documents(table, vocab, text_dropout=0.3, seed=3)
+    empty = 0
+    for d in range(len(table["text"])):
+        a = full.tokens[full.offsets[d]:full.offsets[d + 1]]
+        b = dropped.tokens[dropped.offsets[d]:dropped.offsets[d + 1]]
+        prompt_a, prompt_b = list(a[:full.prompt_lens[d]]), list(b[:dropped.prompt_lens[d]])
+        np.testing.assert_array_equal(a[full.prompt_lens[d]:], b[dropped.prompt_lens[d]:])
+        if prompt_a != prompt_b:  # text gone, all else kept
+            empty += 1
+            assert prompt_b == drop_condition(vocab, prompt_a, "text")
+            assert prompt_b[prompt_b.index(start) + 1] == end
+    assert 0.2 < empty / len(table["text"]) < 0.4
+
+
+def test_drop_condition_removes_exactly_the_emotion_tag_or_the_text(vocab):
+    from emotive.data.tts_data import drop_condition
+
+    prompt = vocab.prompt_ids("Hello there.", emotion=vocab.emotions[0], intensity=2)
+    tag = vocab.emotion_tag(vocab.emotions[0], 2)
+    no_emotion = drop_condition(vocab, prompt, "emotion")
+    assert tag in prompt and tag not in no_emotion and len(no_emotion) == len(prompt) - 1
+    no_text = drop_condition(vocab, prompt, "text")
+    text_ids = vocab.encode_text("Hello there.")
+    assert len(no_text) == len(prompt) - len(text_ids) and no_text[-1] == vocab.speech_start

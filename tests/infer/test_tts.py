@@ -237,3 +237,22 @@ def test_eval_tts_reports_every_version_per_emotion_and_plots(runs, tmp_path, mo
     assert len(list((tmp_path / "eval" / "wavs").glob("*-tts.wav"))) == 3
     assert (tmp_path / "eval" / "spectrograms.png").stat().st_size > 0
     assert "happy" in tts_eval.format_report(report)
+
+
+def test_guidance_scales_change_the_speech_deterministically(runs, tmp_path, capsys):
+    lm, codec = load_tts(runs[0]), load_codec(runs[1])
+    kw = dict(emotion="happy", num_samples=1, seed=4, max_seconds=MAX_SECONDS)
+    plain = synthesize(lm, codec, "Green river.", **kw)[0]
+    np.testing.assert_array_equal(
+        synthesize(lm, codec, "Green river.", text_scale=1.0, emotion_scale=1.0, **kw)[0], plain)
+    guided = synthesize(lm, codec, "Green river.", text_scale=2.0, emotion_scale=3.0, **kw)[0]
+    again = synthesize(lm, codec, "Green river.", text_scale=2.0, emotion_scale=3.0, **kw)[0]
+    np.testing.assert_array_equal(guided, again)
+    assert guided.size != plain.size or not np.array_equal(guided, plain)
+    base_args = ["tts", "Green river.", "--ckpt", str(runs[0]), "--codec", str(runs[1]),
+                 "--out", str(tmp_path / "g.wav")]
+    for extra, message in ((["--text-scale", "-1"], "text_scale must be"),
+                           (["--emotion-scale", "2"], "--emotion-scale needs --emotion")):
+        assert cli.main(base_args + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err

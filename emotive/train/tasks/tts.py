@@ -118,8 +118,10 @@ def prepare_data(cfg: TTSConfig) -> dict:
     for split, table, multiple in (("train", train_table, 1), ("eval", eval_table, batch)):
         if table is None:
             continue
-        docs = build_documents(table, vocab, tag_dropout=d.tag_dropout if split == "train"
-                               else 0.0, seed=cfg.train.seed, where=f"data.{split}")
+        train = split == "train"
+        docs = build_documents(table, vocab, tag_dropout=d.tag_dropout if train else 0.0,
+                               text_dropout=d.text_dropout if train else 0.0,
+                               seed=cfg.train.seed, where=f"data.{split}")
         rows, stats = pack(docs, d.seq_len, seed=cfg.train.seed, open_rows=d.open_rows,
                            long_docs=d.long_docs, multiple_of=multiple)
         out[split], out[f"{split}_stats"] = rows, stats
