@@ -68,15 +68,33 @@ class SemanticHead(nnx.Module):
         return self.out(jax.nn.gelu(self.up(codes_BxNxD)))
 
 
-def check_rates(codec_hop: int, teacher_frame) -> int:
-    """The teacher frames per codec frame; teacher_frame is its samples per frame (int) or
-    its conv strides. UserError unless the hops divide."""
+def frame_ratio(codec_hop: int, teacher_frame) -> tuple[int, int]:
+    """(teacher frames averaged into one codec frame, codec frames per teacher frame): a
+    finer teacher is pooled, a coarser one (a 40 ms ASR encoder under a 20 ms codec) is
+    repeated; one of the two is 1. teacher_frame is the teacher's samples per frame (int)
+    or its conv strides. UserError unless one hop divides the other."""
     hop_t = teacher_frame if isinstance(teacher_frame, int) else teacher_hop(teacher_frame)
-    if codec_hop % hop_t:
-        raise UserError(f"semantic teacher frames every {hop_t} samples, which does not divide "
-                        f"the codec hop {codec_hop}; pick a teacher whose conv strides multiply "
-                        "to a divisor of the hop")
-    return codec_hop // hop_t
+    if codec_hop % hop_t == 0:
+        return codec_hop // hop_t, 1
+    if hop_t % codec_hop == 0:
+        return 1, hop_t // codec_hop
+    raise UserError(f"semantic teacher frames every {hop_t} samples, which does not divide "
+                    f"the codec hop {codec_hop} nor is a multiple of it; pick a teacher whose "
+                    "conv strides multiply to a divisor or a multiple of the hop")
+
+
+def check_rates(codec_hop: int, teacher_frame) -> int:
+    """The teacher frames averaged per codec frame (see frame_ratio)."""
+    return frame_ratio(codec_hop, teacher_frame)[0]
+
+
+def teacher_targets(feats_BxMxE, mask_BxM, codec_hop: int, teacher_frame, frames: int):
+    """The teacher's features at the codec's frame rate [B, frames, E] and their mask."""
+    pool, repeat = frame_ratio(codec_hop, teacher_frame)
+    if repeat > 1:
+        feats_BxMxE = jnp.repeat(feats_BxMxE, repeat, axis=1)
+        mask_BxM = jnp.repeat(mask_BxM, repeat, axis=1)
+    return pool_to_frames(feats_BxMxE, mask_BxM, pool, frames)
 
 
 def teacher_features(teacher: nnx.Module, audio_BxT, lengths_B, layer: int):

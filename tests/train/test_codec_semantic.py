@@ -110,3 +110,16 @@ def test_an_asr_teacher_takes_its_last_layer_only():
         configs.load("codec", "tiny", ["semantic.teacher_task=asr", "semantic.layer=2"])
     with pytest.raises(UserError, match="teacher_task"):
         configs.load("codec", "tiny", ["semantic.teacher_task=hubert"])
+
+
+def test_a_coarser_teacher_is_repeated_to_the_codec_rate():
+    from emotive.models.semantic import frame_ratio, teacher_targets
+
+    assert frame_ratio(320, 640) == (1, 2) and frame_ratio(640, 320) == (2, 1)
+    h = np.arange(3, dtype=np.float32).reshape(1, 3, 1)  # 3 teacher frames of 40 ms
+    mask = np.array([[True, True, False]])
+    target, valid = teacher_targets(jnp.asarray(h), jnp.asarray(mask), 320, 640, 6)
+    np.testing.assert_allclose(target[0, :, 0], [0, 0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(valid[0], [1, 1, 1, 1, 0, 0])
+    with pytest.raises(UserError, match="does not divide"):
+        frame_ratio(320, 480)

@@ -33,7 +33,7 @@ from emotive.models.codec import Codec, mel_distance, multi_resolution_mel_loss,
 from emotive.models.discriminators import (Discriminators, feature_matching_loss,
                                            lsgan_discriminator_loss, lsgan_generator_loss)
 from emotive.models.semantic import (SemanticHead, check_rates, cosine_distance_loss,
-                                     pool_to_frames, teacher_features, teacher_hop)
+                                     teacher_features, teacher_hop, teacher_targets)
 from emotive.models.wav2vec2 import Wav2Vec2Encoder
 from emotive.train.losses import audio_throughput, crop_data
 from emotive.train.task import Task
@@ -150,8 +150,8 @@ def make_task(cfg: CodecConfig) -> Task:
 
     def semantic_loss(model: CodecGAN, batch, out):
         feats, mask = teacher_features(model.teacher, batch["audio"], batch["length"], sc.layer)
-        ratio = check_rates(hop, teacher_frame_samples(teacher[0]))
-        target, valid = pool_to_frames(feats, mask, ratio, out["codes"].shape[1])
+        target, valid = teacher_targets(feats, mask, hop, teacher_frame_samples(teacher[0]),
+                                        out["codes"].shape[1])
         return cosine_distance_loss(model.semantic_head(out["codes"]), target,
                                     valid & out["frame_mask"])
 
