@@ -46,6 +46,21 @@ def test_config_needs_a_teacher_when_weighted():
         configs.load("codec", "tiny", ["semantic.weight=1.0"])
 
 
+def _one_step(cfg):
+    """(state before, state after, metrics) of one train step on two noise clips."""
+    task = tasks.make_task(cfg)
+    model, _ = split_abstract(task, 0)
+    optimizers = {g: adamw(cfg.optim, 10) for g in task.groups}
+    schedules = {g: lr_schedule(cfg.optim, 10) for g in task.groups}
+    mesh = make_mesh(MeshConfig(), jax.devices()[:1])
+    state, _ = init_state(task, model, optimizers, mesh, 0)
+    step = jax.jit(make_train_step(task, model, optimizers, schedules, 0, 1))
+    audio = (0.1 * np.random.default_rng(0).standard_normal((2, 3200))).astype(np.float32)
+    batch = global_batch({"audio": audio, "length": np.array([3200, 2000], np.int32)}, mesh)
+    new, metrics = step(state, batch)
+    return state, new, metrics
+
+
 def test_semantic_loss_trains_the_head_and_leaves_the_teacher_frozen(monkeypatch):
     teacher_cfg = classifiers.tiny()
     teacher = Wav2Vec2Encoder(teacher_cfg, nnx.Rngs(3))
@@ -54,17 +69,7 @@ def test_semantic_loss_trains_the_head_and_leaves_the_teacher_frozen(monkeypatch
     cfg = configs.load("codec", "tiny", ["semantic.weight=2.0", "semantic.teacher_ckpt=unused",
                                          "train.batch_size=2", "data.crop_seconds=0.2",
                                          "optim.warmup_steps=0"])
-    task = tasks.make_task(cfg)
-    model, _ = split_abstract(task, 0)
-    optimizers = {g: adamw(cfg.optim, 10) for g in task.groups}
-    schedules = {g: lr_schedule(cfg.optim, 10) for g in task.groups}
-    mesh = make_mesh(MeshConfig(), jax.devices()[:1])
-    state, _ = init_state(task, model, optimizers, mesh, 0)
-    step = jax.jit(make_train_step(task, model, optimizers, schedules, 0, 1))
-    rng = np.random.default_rng(0)
-    audio = (0.1 * rng.standard_normal((2, 3200))).astype(np.float32)
-    batch = global_batch({"audio": audio, "length": np.array([3200, 2000], np.int32)}, mesh)
-    new, metrics = step(state, batch)
+    state, new, metrics = _one_step(cfg)
     assert 0 < float(metrics["semantic_loss"]) <= 2
     # The teacher rides in `rest`, loaded and untouched; the head is a generator parameter.
     want = nnx.state(teacher).to_pure_dict()
@@ -89,16 +94,7 @@ def test_an_asr_encoder_is_a_phonetic_teacher(monkeypatch):
             "semantic.weight=1.0", "semantic.teacher_ckpt=unused", "semantic.teacher_task=asr",
             f"model.strides={strides}", "train.batch_size=2", "data.crop_seconds=0.2",
             "optim.warmup_steps=0"])
-        task = tasks.make_task(cfg)
-        model, _ = split_abstract(task, 0)
-        optimizers = {g: adamw(cfg.optim, 10) for g in task.groups}
-        schedules = {g: lr_schedule(cfg.optim, 10) for g in task.groups}
-        mesh = make_mesh(MeshConfig(), jax.devices()[:1])
-        state, _ = init_state(task, model, optimizers, mesh, 0)
-        step = jax.jit(make_train_step(task, model, optimizers, schedules, 0, 1))
-        audio = (0.1 * np.random.default_rng(0).standard_normal((2, 3200))).astype(np.float32)
-        batch = global_batch({"audio": audio, "length": np.array([3200, 2000], np.int32)}, mesh)
-        new, metrics = step(state, batch)
+        state, new, metrics = _one_step(cfg)
         assert 0 < float(metrics["semantic_loss"]) <= 2, strides
         head0 = state["params"]["generator"]["semantic_head"]["out"]["kernel"]
         head1 = new["params"]["generator"]["semantic_head"]["out"]["kernel"]
