@@ -83,8 +83,9 @@ def predictor_class(name: str):
 
 
 def load_predictor(name: str, ckpt):
-    """The predictor of family `name` for a trained run (a run dir, checkpoints/ or step)."""
-    return predictor_class(name).load(ckpt)
+    """The predictor of family `name` for a trained run of that family (a run dir, its
+    checkpoints/ or a step dir); a run of another task is a UserError."""
+    return predictor_class(name).load(ckpt, (name,))
 
 
 def with_part(part: str) -> list[str]:

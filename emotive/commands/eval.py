@@ -132,21 +132,14 @@ def _run_asr(kind: str, args) -> int:
 
 def _run_student(kind: str, args) -> int:
     from emotive.evals import emotion
-    from emotive.infer.emotion import EmotionPredictor
 
-    student = EmotionPredictor.load(args.ckpt, ("student",))
+    student = registry.load_predictor("student", args.ckpt)
     teacher_ckpt = args.teacher or student.cfg.teacher.ckpt
     if not teacher_ckpt:
         raise UserError("the student's config names no teacher; pass --teacher DIR")
-    teacher = EmotionPredictor.load(teacher_ckpt, ("ser",))
+    teacher = registry.load_predictor("ser", teacher_ckpt)
     return run_split_eval(kind, args, student,
                           functools.partial(emotion.evaluate, teacher=teacher))
-
-
-def _run_ser(kind: str, args) -> int:
-    from emotive.infer.emotion import EmotionPredictor
-
-    return run_split_eval(kind, args, EmotionPredictor.load(args.ckpt, ("ser",)))
 
 
 def _run_tts(kind: str, args) -> int:
@@ -158,7 +151,7 @@ def _run_tts(kind: str, args) -> int:
         if not getattr(args, flag):
             raise UserError(f"emotive eval tts needs --{flag} RUN_DIR (see --help)")
     lm = registry.load_predictor("tts", args.ckpt)
-    emotion_model = registry.predictor_class("ser").load(args.ser, ("ser",))
+    emotion_model = registry.load_predictor("ser", args.ser)
     codec = registry.load_predictor("codec", args.codec)
     recognizer = registry.load_predictor("asr", args.asr)
     out_dir = args.out or eval_dir(args.ckpt, kind, args.split, lm.step)
@@ -172,4 +165,4 @@ def _run_tts(kind: str, args) -> int:
     return 0
 
 
-_RUNNERS = {"asr": _run_asr, "student": _run_student, "ser": _run_ser, "tts": _run_tts}
+_RUNNERS = {"asr": _run_asr, "student": _run_student, "tts": _run_tts}

@@ -57,6 +57,23 @@ class TTSVocabConfig:
             return self.text_vocab_size
         return PHONEME_TEXT_IDS if self.text_frontend == "phoneme" else self.bpe_size
 
+    def validate(self) -> None:
+        if self.text_frontend not in TEXT_FRONTENDS:  # --set checks it; a JSON config may not
+            raise UserError(f"vocab.text_frontend must be one of {', '.join(TEXT_FRONTENDS)}, "
+                            f"got {self.text_frontend!r}")
+        if self.text_frontend == "phoneme" and self.tokenizer_json:
+            raise UserError("vocab.text_frontend=phoneme replaces the text tokenizer; leave "
+                            "vocab.tokenizer_json empty (or use text_frontend=bpe)")
+        if self.tokenizer_json and self.text_vocab_size <= 0:
+            raise UserError("vocab.tokenizer_json needs vocab.text_vocab_size (the tokenizer's "
+                            "text ids, 128256 for Llama 3)")
+        if self.text_frontend == "bpe" and not self.tokenizer_json \
+                and self.text_vocab_size <= 0 and self.bpe_size < 257:
+            raise UserError(f"vocab.bpe_size={self.bpe_size} is too small; the byte-level BPE "
+                            "needs at least 257 (256 bytes + merges)")
+        if self.codebook_size < 1 or self.speaker_slots < 0:
+            raise UserError("vocab.codebook_size must be positive and vocab.speaker_slots >= 0")
+
 
 @dataclasses.dataclass(frozen=True)
 class TTSDataConfig:
@@ -72,6 +89,16 @@ class TTSDataConfig:
     # Random documents of this layout instead of tables: for `emotive scale` and benchmarks.
     synthetic: bool = False
 
+    def validate(self) -> None:
+        if self.seq_len < 8:
+            raise UserError(f"data.seq_len={self.seq_len} is too short for a prompt; use >= 8")
+        for name in ("tag_dropout", "text_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UserError(f"data.{name} must be in [0, 1), got {getattr(self, name)}")
+        if not self.synthetic and not self.train:
+            raise UserError("data.train is empty; pass a table from `emotive codec "
+                            "encode-split` with --set data.train=PATH (or data.synthetic=true)")
+
 
 @dataclasses.dataclass(frozen=True)
 class TTSConfig:
@@ -84,32 +111,7 @@ class TTSConfig:
     mesh: MeshConfig = MeshConfig()
     train: TrainConfig = TrainConfig()
 
-    def validate(self) -> None:
-        v, d = self.vocab, self.data
-        if v.text_frontend not in TEXT_FRONTENDS:  # --set checks it; a JSON config may not
-            raise UserError(f"vocab.text_frontend must be one of {', '.join(TEXT_FRONTENDS)}, "
-                            f"got {v.text_frontend!r}")
-        if v.text_frontend == "phoneme" and v.tokenizer_json:
-            raise UserError("vocab.text_frontend=phoneme replaces the text tokenizer; leave "
-                            "vocab.tokenizer_json empty (or use text_frontend=bpe)")
-        if v.tokenizer_json and v.text_vocab_size <= 0:
-            raise UserError("vocab.tokenizer_json needs vocab.text_vocab_size (the tokenizer's "
-                            "text ids, 128256 for Llama 3)")
-        if v.text_frontend == "bpe" and not v.tokenizer_json and v.text_vocab_size <= 0 \
-                and v.bpe_size < 257:
-            raise UserError(f"vocab.bpe_size={v.bpe_size} is too small; the byte-level BPE "
-                            "needs at least 257 (256 bytes + merges)")
-        if v.codebook_size < 1 or v.speaker_slots < 0:
-            raise UserError("vocab.codebook_size must be positive and vocab.speaker_slots >= 0")
-        if d.seq_len < 8:
-            raise UserError(f"data.seq_len={d.seq_len} is too short for a prompt; use >= 8")
-        if not 0.0 <= d.tag_dropout < 1.0:
-            raise UserError(f"data.tag_dropout must be in [0, 1), got {d.tag_dropout}")
-        if not 0.0 <= d.text_dropout < 1.0:
-            raise UserError(f"data.text_dropout must be in [0, 1), got {d.text_dropout}")
-        if not d.synthetic and not d.train:
-            raise UserError("data.train is empty; pass a table from `emotive codec "
-                            "encode-split` with --set data.train=PATH (or data.synthetic=true)")
+    # Every check is a section's own (TTSVocabConfig, TTSDataConfig); base.check runs them.
 
 
 def tiny() -> TTSConfig:

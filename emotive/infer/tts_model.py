@@ -29,9 +29,9 @@ class TTSModel(NamedTuple):
     step: int
 
     @classmethod
-    def load(cls, ckpt_dir) -> "TTSModel":
+    def load(cls, ckpt_dir, tasks=("tts",)) -> "TTSModel":
         """The newest checkpoint under `ckpt_dir` of `emotive train tts` (see load_tts)."""
-        trained = load_trained(ckpt_dir, task="tts")
+        trained = load_trained(ckpt_dir, task=tuple(tasks))
         vocab = read_checkpoint_vocab(trained.step_dir)
         if vocab.vocab_size != trained.model.vocab_size:
             raise UserError(f"checkpoint {trained.step_dir}: its vocabulary has "

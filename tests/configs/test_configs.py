@@ -76,6 +76,8 @@ SECTION_CASES = {
     "EmotionDataConfig": ("crop_seconds", "0", "data.crop_seconds must be positive, got 0"),
     "SerLossConfig": ("label_smoothing", "1", "loss.label_smoothing must be in [0, 1)"),
     "StudentLossConfig": ("temperature", "0", "loss.temperature must be positive, got 0"),
+    "TTSVocabConfig": ("codebook_size", "0", "vocab.codebook_size must be positive"),
+    "TTSDataConfig": ("seq_len", "4", "data.seq_len=4 is too short for a prompt"),
 }
 
 
