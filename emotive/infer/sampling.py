@@ -265,59 +265,105 @@ def prefill_logits(model: CausalLM, tokens_BxT, positions_BxT, cache, last_B):
     return logits[:, 0].astype(jnp.float32), cache
 
 
+class DecodeState(NamedTuple):
+    """The loop's carry between calls, all on device: step i is the index of the next new
+    token to draw (the same for every row), `token` the last one fed, `cache` the KV cache
+    of P + max_new slots, `out` [B, max_new] the new tokens so far (pad after a stop),
+    `count` [B] the new tokens before each row's stop, `lengths` [B] the prompt lengths,
+    `keys` [B, 2] each row's random key (a guidance group shares its first row's), `seen`
+    [B, V] the ids already in each row (None without a repetition penalty)."""
+
+    i: jax.Array
+    token: jax.Array
+    cache: object
+    seen: jax.Array | None
+    done: jax.Array
+    out: jax.Array
+    count: jax.Array
+    lengths: jax.Array
+    keys: jax.Array
+    min_new: jax.Array
+
+
+def _emit(state: DecodeState, logits_BxV, knobs: Knobs, cfg: SamplingConfig) -> DecodeState:
+    """Draws new token i of every row from its logits; finished rows emit pad."""
+    i, done = state.i, state.done
+    group = len(cfg.guidance) + 1
+    rows = jnp.arange(done.shape[0])
+    leader_B = (rows // group) * group
+    seen = state.seen
+    token = next_tokens(guided(logits_BxV, knobs.guidance),
+                        None if seen is None else seen[leader_B], state.keys, i, cfg,
+                        knobs._replace(min_new=state.min_new))
+    token = jnp.where(done, knobs.pad_id, token)
+    is_stop = ~done & jnp.isin(token, knobs.stop_ids)
+    if seen is not None:
+        seen = seen.at[rows, token].set(seen[rows, token] | ~done)
+    return state._replace(i=i + 1, token=token, seen=seen, done=done | is_stop,
+                          out=state.out.at[:, i].set(token),
+                          count=state.count + (~done & ~is_stop))
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg"))
-def _generate(graphdef, state, prompt_BxP, lengths_B, seeds_B, knobs: Knobs, *,
-              cfg: SamplingConfig):
-    model = nnx.merge(graphdef, state)
+def _start(graphdef, params, prompt_BxP, lengths_B, prefix_len, keys_B, knobs: Knobs, *,
+           cfg: SamplingConfig) -> DecodeState:
+    """Prefills prompt + prefix (row b's first lengths_B[b] + prefix_len tokens of
+    prompt_BxP, the last prefix_len of them already-sampled new tokens) and draws new token
+    prefix_len. The cache holds P + max_new slots, P = prompt_BxP's width."""
+    model = nnx.merge(graphdef, params)
     b, p = prompt_BxP.shape
     n = cfg.max_new_tokens
     rows = jnp.arange(b)
-    group = len(cfg.guidance) + 1
-    leader_B = (rows // group) * group  # every row of a guidance group draws as its first
-    keys_B = jax.vmap(jax.random.PRNGKey)(seeds_B[leader_B])
-
+    total_B = lengths_B + prefix_len
+    # The prefix's tokens count as new ones: they fill out[:, :prefix_len].
+    cols = jnp.arange(n)
+    out = jnp.take_along_axis(prompt_BxP, jnp.minimum(lengths_B[:, None] + cols, p - 1), axis=1)
+    out = jnp.where(cols[None] < prefix_len, out, knobs.pad_id)
+    is_stop = jnp.isin(out, knobs.stop_ids) & (cols[None] < prefix_len)
+    done = jnp.any(is_stop, axis=1)
+    count = jnp.where(done, jnp.argmax(is_stop, axis=1), prefix_len).astype(jnp.int32)
     seen = None
     if cfg.repetition_penalty != 1.0:
         seen = jnp.zeros((b, model.vocab_size), bool)
-        if cfg.penalize_prompt:
-            valid = jnp.arange(p)[None] < lengths_B[:, None]
-            ids = jnp.where(valid, prompt_BxP, model.vocab_size)  # padding: dropped
-            seen = seen.at[rows[:, None], ids].set(True, mode="drop")
-
+        first = jnp.where(cfg.penalize_prompt, 0, lengths_B)[:, None]
+        valid = (jnp.arange(p)[None] >= first) & (jnp.arange(p)[None] < total_B[:, None])
+        ids = jnp.where(valid, prompt_BxP, model.vocab_size)  # padding: dropped
+        seen = seen.at[rows[:, None], ids].set(True, mode="drop")
     positions = jnp.broadcast_to(jnp.arange(p, dtype=jnp.int32), (b, p))
     logits, cache = prefill_logits(model, prompt_BxP, positions, model.init_cache(b, p + n),
-                                   lengths_B - 1)
+                                   total_B - 1)
+    state = DecodeState(jnp.asarray(prefix_len, jnp.int32), prompt_BxP[rows, total_B - 1],
+                        cache, seen, done, out, count, lengths_B, keys_B, knobs.min_new)
+    return _emit(state, logits, knobs, cfg)
 
-    def emit(i, logits, seen, done, out, count):
-        """Samples step i from logits; finished rows emit pad."""
-        token = next_tokens(guided(logits, knobs.guidance),
-                            None if seen is None else seen[leader_B], keys_B, i, cfg, knobs)
-        token = jnp.where(done, knobs.pad_id, token)
-        is_stop = ~done & jnp.isin(token, knobs.stop_ids)
-        count = count + (~done & ~is_stop)
-        if seen is not None:
-            seen = seen.at[rows, token].set(seen[rows, token] | ~done)
-        out = out.at[:, i].set(token)
-        return token, seen, done | is_stop, out, count
 
-    out = jnp.full((b, n), knobs.pad_id, jnp.int32)
-    state0 = emit(0, logits, seen, jnp.zeros(b, bool), out, jnp.zeros(b, jnp.int32))
+@functools.partial(jax.jit, static_argnames=("graphdef", "cfg"), donate_argnums=(2,))
+def _advance(graphdef, params, state: DecodeState, until, knobs: Knobs, *,
+             cfg: SamplingConfig) -> DecodeState:
+    """Decodes one token per step until step `until` (at most max_new) or every row stops."""
+    model = nnx.merge(graphdef, params)
+    until = jnp.minimum(until, cfg.max_new_tokens)
 
-    def cond(carry):
-        i, _, _, _, done, _, _ = carry
-        return (i < n) & ~jnp.all(done)
+    def cond(s: DecodeState):
+        return (s.i < until) & ~jnp.all(s.done)
 
-    def body(carry):
-        i, token, cache, seen, done, out, count = carry
-        pos = (lengths_B + i - 1)[:, None]
-        logits, cache = model(token[:, None], positions=pos, cache=cache)
-        token, seen, done, out, count = emit(i, logits[:, 0], seen, done, out, count)
-        return i + 1, token, cache, seen, done, out, count
+    def body(s: DecodeState):
+        pos = (s.lengths + s.i - 1)[:, None]
+        logits, cache = model(s.token[:, None], positions=pos, cache=s.cache)
+        return _emit(s._replace(cache=cache), logits[:, 0], knobs, cfg)
 
-    token, seen, done, out, count = state0
-    carry = (jnp.int32(1), token, cache, seen, done, out, count)
-    *_, out, count = jax.lax.while_loop(cond, body, carry)
-    return out, count
+    return jax.lax.while_loop(cond, body, state)
+
+
+@functools.partial(jax.jit, donate_argnums=(0,))
+def _select(state: DecodeState, rows_R, keys_R) -> DecodeState:
+    """Rows `rows_R` of every per-row array, the cache included, gathered on device; row r
+    then draws with keys_R[r]."""
+    cache = jax.tree.map(lambda x: jnp.take(x, rows_R, axis=x.ndim - 4), state.cache)
+    take = lambda x: None if x is None else jnp.take(x, rows_R, axis=0)  # noqa: E731
+    return state._replace(cache=cache, token=take(state.token), seen=take(state.seen),
+                          done=take(state.done), out=take(state.out), count=take(state.count),
+                          lengths=take(state.lengths), keys=keys_R, min_new=take(state.min_new))
 
 
 class Prepared(NamedTuple):
@@ -336,6 +382,121 @@ def prepare(model: CausalLM | Prepared) -> Prepared:
     return Prepared(graphdef, state, model.vocab_size)
 
 
+def row_keys(seeds_B, group: int = 1) -> jax.Array:
+    """Random keys [B, 2]: every row of a guidance group of `group` rows gets its first
+    row's PRNGKey(seed)."""
+    seeds_B = np.asarray(seeds_B, np.uint32)
+    leaders = (np.arange(seeds_B.size) // group) * group
+    return jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds_B[leaders]))
+
+
+def check_seeds(seeds, rows: int) -> np.ndarray:
+    if len(seeds) != rows:
+        raise UserError(f"got {len(seeds)} seeds for {rows} prompts; pass one per row")
+    if any(int(s) < 0 or int(s) >= 2**32 for s in seeds):
+        raise UserError(f"seeds must be integers in [0, 2**32), got {list(seeds)}")
+    return np.asarray(seeds, np.uint32)
+
+
+class Decoder:
+    """Step-wise sampling of one batch, for search: start, advance a few tokens, keep and
+    duplicate rows (their KV cache gathered on device, never re-prefilled), go on.
+
+        dec = Decoder(model, cfg, max_len=2048)
+        state = dec.start(prompts, seeds=[0, 1, 2, 3])
+        state = dec.advance(state, 49)              # start drew token 0; now 1..49 too
+        state = dec.select(state, [2, 2, 0, 0], seeds=[7, 8, 9, 10])   # rows, new streams
+        out = dec.result(dec.advance(state, cfg.max_new_tokens))
+
+    A row's draw at step i uses fold_in(PRNGKey(seed), i) with its current seed, so a row
+    continued after `select` equals the same prefix started afresh with `prefixes=` and
+    that seed (tests/infer/test_sampling.py checks it). With guidance, rows come in groups
+    of K + 1 (see the module docstring); `select` then takes whole groups.
+    """
+
+    def __init__(self, model: CausalLM | Prepared, cfg: SamplingConfig, *,
+                 max_len: int | None = None):
+        self.model = prepare(model)
+        cfg.validate(self.model.vocab_size)
+        self.cfg, self.max_len = cfg, max_len
+        self.group = len(cfg.guidance) + 1
+        self.knobs = make_knobs(cfg)
+        self.key = program_key(cfg)
+
+    def start(self, prompts: Sequence[Sequence[int]], *, seeds: Sequence[int],
+              prefixes=None, min_new_tokens: Sequence[int] | None = None) -> DecodeState:
+        """Prefills the prompts (any lengths) and draws the first new token. prefixes: per
+        row, the same number of already-sampled new tokens to continue from (int [B, L])."""
+        cfg, model = self.cfg, self.model
+        prompts = [np.asarray(x, np.int64).reshape(-1) for x in prompts]
+        if not prompts:
+            raise UserError("no prompts to sample from; pass at least one")
+        seeds_B = check_seeds(seeds, len(prompts))
+        if len(prompts) % self.group:
+            raise UserError(f"with {len(cfg.guidance)} guidance weight(s) the prompts come in "
+                            f"groups of {self.group}; got {len(prompts)} prompts")
+        if min(len(x) for x in prompts) == 0:
+            raise UserError("a prompt is empty; every row needs at least one token")
+        for x in prompts:
+            if x.min() < 0 or x.max() >= model.vocab_size:
+                raise UserError(f"prompt ids must lie in [0, {model.vocab_size}), found "
+                                f"{x.min()}..{x.max()}; was it built for another vocabulary?")
+        longest = max(len(x) for x in prompts)
+        if self.max_len is not None and longest + cfg.max_new_tokens > self.max_len:
+            raise UserError(f"the longest prompt ({longest} tokens) plus max_new_tokens "
+                            f"({cfg.max_new_tokens}) exceeds the model's length "
+                            f"{self.max_len}; shorten the text or the reference, or lower the "
+                            "new-token limit")
+        prefix = np.zeros((len(prompts), 0), np.int64) if prefixes is None else \
+            np.asarray(prefixes, np.int64).reshape(len(prompts), -1)
+        if not prefix.shape[1] < cfg.max_new_tokens:
+            raise UserError(f"a prefix of {prefix.shape[1]} tokens leaves nothing to sample "
+                            f"within max_new_tokens={cfg.max_new_tokens}")
+        p = bucket_length(longest + prefix.shape[1])
+        prompt_BxP = np.zeros((len(prompts), p), np.int32)  # the padding is never attended
+        for b, x in enumerate(prompts):
+            prompt_BxP[b, :len(x)] = x
+            prompt_BxP[b, len(x):len(x) + prefix.shape[1]] = prefix[b]
+        lengths_B = np.asarray([len(x) for x in prompts], np.int32)
+        if min_new_tokens is None:
+            min_new_tokens = [cfg.min_new_tokens] * len(prompts)
+        if len(min_new_tokens) != len(prompts) or any(
+                not 0 <= int(m) <= cfg.max_new_tokens for m in min_new_tokens):
+            raise UserError(f"min_new_tokens needs one value in [0, {cfg.max_new_tokens}] per "
+                            f"row, got {list(min_new_tokens)}")
+        min_new = np.asarray(min_new_tokens, np.int32)
+        knobs = self.knobs._replace(min_new=min_new[(np.arange(min_new.size) // self.group)
+                                                    * self.group])  # the group's first row's
+        return _start(model.graphdef, model.state, prompt_BxP, lengths_B,
+                      np.int32(prefix.shape[1]), row_keys(seeds_B, self.group), knobs,
+                      cfg=self.key)
+
+    def advance(self, state: DecodeState, steps: int) -> DecodeState:
+        """Up to `steps` more tokens per row (fewer at max_new_tokens or when all stopped).
+        The state passed in is consumed (its buffers are reused)."""
+        return _advance(self.model.graphdef, self.model.state, state,
+                        state.i + np.int32(steps), self.knobs, cfg=self.key)
+
+    def select(self, state: DecodeState, rows: Sequence[int], *,
+               seeds: Sequence[int]) -> DecodeState:
+        """A new batch of the given rows of `state` (repeats allowed; with guidance, the
+        first rows of whole groups), each continuing with its new seed."""
+        rows = np.asarray(rows, np.int32)
+        b = state.done.shape[0]
+        if rows.size == 0 or rows.min() < 0 or rows.max() >= b:
+            raise UserError(f"select needs row indices in [0, {b}), got {rows.tolist()}")
+        if np.any(rows % self.group):
+            raise UserError(f"with guidance groups of {self.group} rows, select the first row "
+                            f"of each group (multiples of {self.group}), got {rows.tolist()}")
+        rows = (rows[:, None] + np.arange(self.group)).reshape(-1)
+        seeds_R = np.repeat(check_seeds(seeds, rows.size // self.group), self.group)
+        return _select(state, jnp.asarray(rows), row_keys(seeds_R, self.group))
+
+    @staticmethod
+    def result(state: DecodeState) -> Generated:
+        return Generated(np.asarray(state.out), np.asarray(state.count))
+
+
 def generate(model: CausalLM | Prepared, prompts: Sequence[Sequence[int]],
              cfg: SamplingConfig, *, seeds: Sequence[int], max_len: int | None = None,
              min_new_tokens: Sequence[int] | None = None) -> Generated:
@@ -349,45 +510,6 @@ def generate(model: CausalLM | Prepared, prompts: Sequence[Sequence[int]],
     docstring); the first row's seed and min_new_tokens serve the whole group.
     Returns Generated(tokens int32 [B, max_new], lengths int32 [B]) as numpy arrays.
     """
-    model = prepare(model)
-    cfg.validate(model.vocab_size)
-    prompts = [np.asarray(x, np.int64).reshape(-1) for x in prompts]
-    if not prompts:
-        raise UserError("no prompts to sample from; pass at least one")
-    if len(seeds) != len(prompts):
-        raise UserError(f"got {len(seeds)} seeds for {len(prompts)} prompts; pass one per row")
-    if any(int(s) < 0 or int(s) >= 2**32 for s in seeds):
-        raise UserError(f"seeds must be integers in [0, 2**32), got {list(seeds)}")
-    group = len(cfg.guidance) + 1
-    if len(prompts) % group:
-        raise UserError(f"with {len(cfg.guidance)} guidance weight(s) the prompts come in "
-                        f"groups of {group}; got {len(prompts)} prompts")
-    longest = max(len(x) for x in prompts)
-    if min(len(x) for x in prompts) == 0:
-        raise UserError("a prompt is empty; every row needs at least one token")
-    for x in prompts:
-        if x.min() < 0 or x.max() >= model.vocab_size:
-            raise UserError(f"prompt ids must lie in [0, {model.vocab_size}), found "
-                            f"{x.min()}..{x.max()}; was it built for another vocabulary?")
-    if max_len is not None and longest + cfg.max_new_tokens > max_len:
-        raise UserError(f"the longest prompt ({longest} tokens) plus max_new_tokens "
-                        f"({cfg.max_new_tokens}) exceeds the model's length {max_len}; "
-                        "shorten the text or the reference, or lower the new-token limit")
-    p = bucket_length(longest)
-    prompt_BxP = np.zeros((len(prompts), p), np.int32)  # the padding is never attended
-    for b, x in enumerate(prompts):
-        prompt_BxP[b, :len(x)] = x
-    lengths_B = np.asarray([len(x) for x in prompts], np.int32)
-    seeds_B = np.asarray(seeds, np.uint32)
-    if min_new_tokens is None:
-        min_new_tokens = [cfg.min_new_tokens] * len(prompts)
-    if len(min_new_tokens) != len(prompts) or any(
-            not 0 <= int(m) <= cfg.max_new_tokens for m in min_new_tokens):
-        raise UserError(f"min_new_tokens needs one value in [0, {cfg.max_new_tokens}] per row, "
-                        f"got {list(min_new_tokens)}")
-    min_new = np.asarray(min_new_tokens, np.int32)
-    min_new = min_new[(np.arange(min_new.size) // group) * group]  # the group's first row's
-    knobs = make_knobs(cfg)._replace(min_new=min_new)
-    out, count = _generate(model.graphdef, model.state, prompt_BxP, lengths_B, seeds_B, knobs,
-                           cfg=program_key(cfg))
-    return Generated(np.asarray(out), np.asarray(count))
+    decoder = Decoder(model, cfg, max_len=max_len)
+    state = decoder.start(prompts, seeds=seeds, min_new_tokens=min_new_tokens)
+    return decoder.result(decoder.advance(state, cfg.max_new_tokens))

@@ -14,7 +14,8 @@ torch.set_num_threads(1)
 
 from emotive.errors import UserError  # noqa: E402
 from emotive.hub.hf_llama import import_hf_llama  # noqa: E402
-from emotive.infer.sampling import (Generated, SamplingConfig, bucket_length,  # noqa: E402
+from emotive.infer.sampling import (Decoder, Generated, SamplingConfig,  # noqa: E402
+                                    bucket_length,
                                     filter_logits, generate, next_tokens, prefill_logits,
                                     top_p_mask)
 
@@ -257,3 +258,51 @@ def test_guidance_needs_whole_groups(llama):
     with pytest.raises(UserError, match="finite"):
         generate(model, _prompts(lengths=(3, 3)), SamplingConfig(guidance=(float("nan"),)),
                  seeds=[0, 1])
+
+
+def test_decoding_in_steps_equals_one_call(llama):
+    """Decoder.start + advance(k) repeatedly gives generate's tokens."""
+    model, _ = llama
+    cfg = SamplingConfig(temperature=0.9, top_k=50, max_new_tokens=24, stop_ids=(TEXT + 3,),
+                         pad_id=TEXT + 3, repetition_penalty=1.3)
+    prompts, seeds = _prompts(3), [4, 5, 6]
+    whole = generate(model, prompts, cfg, seeds=seeds)
+    dec = Decoder(model, cfg)
+    state = dec.start(prompts, seeds=seeds)
+    for _ in range(5):
+        state = dec.advance(state, 5)
+    out = dec.result(state)
+    np.testing.assert_array_equal(out.tokens, whole.tokens)
+    np.testing.assert_array_equal(out.lengths, whole.lengths)
+
+
+@pytest.mark.parametrize("penalty", [1.0, 1.3])
+def test_selected_rows_continue_as_if_re_prefilled(llama, penalty):
+    """Gathering kept rows' KV cache on device equals re-prefilling their prefixes: the same
+    seeds give the same continuations (the beam-search invariant)."""
+    model, _ = llama
+    cfg = SamplingConfig(temperature=1.0, max_new_tokens=20, repetition_penalty=penalty,
+                         penalize_prompt=False, allowed_range=(TEXT + SPECIALS, VOCAB))
+    prompts = _prompts(4)
+    dec = Decoder(model, cfg)
+    state = dec.advance(dec.start(prompts, seeds=[1, 2, 3]), 7)
+    prefix = np.asarray(state.out)[:, :int(state.i)]
+    rows, seeds = [2, 0, 2, 1], [11, 12, 13, 14]
+    gathered = dec.result(dec.advance(dec.select(state, rows, seeds=seeds), 20))
+    fresh = dec.start([prompts[r] for r in rows], seeds=seeds, prefixes=prefix[rows])
+    refilled = dec.result(dec.advance(fresh, 20))
+    np.testing.assert_array_equal(gathered.tokens, refilled.tokens)
+    assert prefix.shape[1] == 8  # start draws token 0, advance(7) tokens 1..7
+    np.testing.assert_array_equal(gathered.tokens[:, :8], prefix[rows])
+    assert not np.array_equal(gathered.tokens[0], gathered.tokens[2])  # new streams differ
+
+
+def test_select_rejects_bad_rows(llama):
+    model, _ = llama
+    cfg = SamplingConfig(max_new_tokens=4, guidance=(1.0,))
+    dec = Decoder(model, cfg)
+    state = dec.start(_prompts(5, (3, 3, 4, 4)), seeds=[0, 0, 1, 1])
+    with pytest.raises(UserError, match="first row of each group"):
+        dec.select(state, [1], seeds=[0])
+    with pytest.raises(UserError, match="row indices"):
+        dec.select(state, [4], seeds=[0])
