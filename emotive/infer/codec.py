@@ -152,27 +152,44 @@ def stream_decode(codec: LoadedCodec, codes_N: np.ndarray, *, chunk_frames: int 
     """Decodes codes int [N] in chunks; yields float32 audio [chunk_frames * hop] per chunk
     (shorter at the end), which concatenate to [N * hop].
 
-    Each chunk is decoded in a fixed window of left_context + chunk_frames + lookahead
-    frames (one compiled shape) with rotary positions at the real frame indices; frames
-    outside the clip are masked. Latency is chunk_frames + lookahead frames. With a window
-    covering the whole clip the result equals `codec.decode`; with less context it differs
-    a little (tests/infer/test_codec_tools.py measures how much).
+    Each chunk is decoded by `decode_window` in a fixed window of left_context +
+    chunk_frames + lookahead frames (one compiled shape). Latency is chunk_frames +
+    lookahead frames. With a window covering the whole clip the result equals
+    `codec.decode`; with less context it differs a little (tests/infer/test_codec_tools.py
+    measures how much).
     """
     codes_N = check_codes(codes_N, codec.codebook_size, "codes")
     if chunk_frames < 1 or left_context < 0 or lookahead < 0:
         raise UserError("chunk_frames must be >= 1 and left_context, lookahead >= 0")
-    n, hop = codes_N.size, codec.hop
-    window = left_context + chunk_frames + lookahead
+    n = codes_N.size
     for start in range(0, n, chunk_frames):
         end = min(start + chunk_frames, n)
-        frames = np.arange(start - left_context, start - left_context + window)
-        valid = (frames >= 0) & (frames < min(end + lookahead, n))
-        window_codes = np.where(valid, codes_N[np.clip(frames, 0, n - 1)], 0)
-        # Masked frames need only a valid, distinct position; rotary depends on differences.
-        positions = np.where(valid, frames, 0)
-        audio = codec.decode_masked(window_codes[None], valid[None], positions[None])[0]
-        yield audio[left_context * hop:(left_context + end - start) * hop]
+        yield decode_window(codec, codes_N[None], np.array([n]), start, end,
+                            left_context=left_context, width=chunk_frames,
+                            lookahead=lookahead)[0]
 
+
+def decode_window(codec: LoadedCodec, codes_BxN: np.ndarray, frames_B: np.ndarray, start: int,
+                  end: int, *, left_context: int = 50, width: int | None = None,
+                  lookahead: int = 0) -> np.ndarray:
+    """Audio float32 [B, (end - start) * hop] of frames start..end-1 of every row, decoded
+    in a window of left_context + width + lookahead frames (width >= end - start, default
+    end - start) at the rows' real frame positions; frames at or past a row's `frames_B`
+    are masked (a row's audio there is meaningless). The search's process rewards decode
+    each new chunk of every live candidate this way, in one batch."""
+    codes_BxN = np.asarray(codes_BxN)
+    b, n = codes_BxN.shape
+    width = end - start if width is None else width
+    window = left_context + width + lookahead
+    frames = np.arange(start - left_context, start - left_context + window)
+    limit_B = np.minimum(np.asarray(frames_B), end + lookahead)
+    valid = (frames[None] >= 0) & (frames[None] < limit_B[:, None])
+    codes = np.where(valid, codes_BxN[:, np.clip(frames, 0, n - 1)], 0)
+    # Masked frames need only a valid, distinct position; rotary depends on differences.
+    positions = np.broadcast_to(np.where(frames >= 0, frames, 0), (b, window))
+    audio = codec.decode_masked(codes, valid, positions)
+    hop = codec.hop
+    return audio[:, left_context * hop:(left_context + end - start) * hop]
 
 
 def iterate_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "emotive_speech",

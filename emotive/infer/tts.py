@@ -54,14 +54,22 @@ MIN_SECONDS_PER_CHAR = 0.03
 DEFAULT_SAMPLING = SamplingConfig(temperature=0.8, top_p=0.95)
 
 
-def reference_codes(codec: LoadedCodec, path) -> np.ndarray:
-    """Codes int32 [N] of a reference recording; UserError for a missing, unreadable, silent,
-    too short or too long file (the limits are MIN_REF_SECONDS..MAX_REF_SECONDS)."""
-    audio_T = load_audio(path, SAMPLE_RATE, normalize_loudness=False,
-                         min_seconds=MIN_REF_SECONDS)  # silence: load_audio's message
+def reference_codes(codec: LoadedCodec, ref) -> np.ndarray:
+    """Codes int32 [N] of a reference recording (a path, or float audio [T] at 16 kHz);
+    UserError for a missing, unreadable, silent, too short or too long one (the limits are
+    MIN_REF_SECONDS..MAX_REF_SECONDS)."""
+    if isinstance(ref, np.ndarray):
+        audio_T, name = np.asarray(ref, np.float32).reshape(-1), "the reference audio"
+        if audio_T.size < MIN_REF_SECONDS * SAMPLE_RATE or not np.any(audio_T):
+            raise UserError(f"{name} is silent or under {MIN_REF_SECONDS} s; give a clean "
+                            "clip of 3-10 s")
+    else:
+        audio_T = load_audio(ref, SAMPLE_RATE, normalize_loudness=False,
+                             min_seconds=MIN_REF_SECONDS)  # silence: load_audio's message
+        name = str(ref)
     seconds = audio_T.size / SAMPLE_RATE
     if seconds > MAX_REF_SECONDS:
-        raise UserError(f"{path}: reference audio is {seconds:.1f} s; a voice prompt may be at "
+        raise UserError(f"{name}: reference audio is {seconds:.1f} s; a voice prompt may be at "
                         f"most {MAX_REF_SECONDS:g} s, trim it to a clean clip of 3-10 s")
     codes, frames = codec.encode(audio_T[None])
     return codes[0, :frames[0]]
@@ -110,15 +118,93 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
     `notes`, when given, is a list of one list per text that receives that text's notes.
     text_scale / emotion_scale: classifier-free guidance scales (module docstring).
     """
-    cfg, model, vocab, _ = lm
     if num_samples < 1:
         raise UserError(f"num_samples must be at least 1, got {num_samples}")
+    if notes is not None and len(notes) != len(texts):
+        raise ValueError(f"notes needs one list per text ({len(texts)}), got {len(notes)}")
+    plan = plan_batch(lm, codec, texts, emotions=emotions, intensities=intensities,
+                      speaker=speaker, ref_wav=ref_wav, ref_text=ref_text, sampling=sampling,
+                      max_seconds=max_seconds, text_scale=text_scale,
+                      emotion_scale=emotion_scale)
+    rows = [(u, j) for u in range(len(plan.units)) for j in range(num_samples)]
+    seeds = [plan.seed(seed, u, j) for u, j in rows]
+    out = generate(prepare(lm.model), plan.rows([u for u, _ in rows]), plan.sampling,
+                   seeds=plan.repeat(seeds), max_len=plan.max_len,
+                   min_new_tokens=plan.repeat([plan.min_new[u] for u, _ in rows]))
+    out = type(out)(out.tokens[::plan.group], out.lengths[::plan.group])  # groups are equal
+    for (u, j), stopped, length in zip(rows, out.stopped, out.lengths):
+        k, i = plan.units[u]
+        if notes is not None and not stopped:
+            notes[k].append(f"sample {j}, sentence {i + 1} reached "
+                            f"{plan.max_seconds:.1f} s without ending; it is cut there")
+        elif notes is not None and length == 0:
+            notes[k].append(f"sample {j}, sentence {i + 1} ended at once (no speech); try "
+                            "another seed")
+    audio = decode_rows(codec, lm.vocab, out.tokens, out.lengths)
+    pieces = {(plan.units[u], j): audio[r] for r, (u, j) in enumerate(rows)}
+    return [[join_sentences([pieces[(k, i), j] for i in range(len(plan.sentences[k]))])
+             for j in range(num_samples)] for k in range(len(texts))]
+
+
+def join_sentences(pieces: Sequence[np.ndarray]) -> np.ndarray:
+    """One sample's sentences joined with PAUSE_SECONDS of silence."""
+    pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), np.float32)
+    joined = [x for p in pieces for x in (p, pause)][:-1]
+    return np.concatenate(joined).astype(np.float32)
+
+
+@dataclasses.dataclass
+class Plan:
+    """The decoding rows of a batch of texts, one unit per (text k, sentence i).
+
+    rows(units) gives each unit's prompt followed by its guidance group's condition-dropped
+    prompts (`group` rows per unit); `sampling` carries the new-token limit, the stop and pad
+    ids, the speech-code range and the guidance weights; `min_new[u]` is the earliest stop.
+    """
+
+    units: list[tuple[int, int]]
+    sentences: list[list[str]]
+    prompts: list[list[int]]
+    groups: list[list[list[int]]]
+    sampling: SamplingConfig
+    min_new: list[int]
+    max_len: int
+    tokens_per_second: float
+
+    @property
+    def group(self) -> int:
+        return len(self.sampling.guidance) + 1
+
+    @property
+    def max_seconds(self) -> float:
+        return self.sampling.max_new_tokens / self.tokens_per_second
+
+    def rows(self, units: Sequence[int]) -> list[list[int]]:
+        return [p for u in units for p in self.groups[u]]
+
+    def repeat(self, values: Sequence[int]) -> list[int]:
+        """One value per unit row -> one per decoding row (a group shares its first's)."""
+        return np.repeat(np.asarray(values, np.int64), self.group).tolist()
+
+    def seed(self, seed: int, unit: int, sample: int) -> int:
+        """Row seed of sample j of unit u = (text k, sentence i): from (seed + k, j, i), so
+        text k of a batch comes out as it would alone with seed + k."""
+        k, i = self.units[unit]
+        return int(np.random.SeedSequence([seed + k, sample, i]).generate_state(1)[0])
+
+
+def plan_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
+               emotions: Sequence[str | None] | None = None,
+               intensities: Sequence[int] | None = None, speaker: str | None = None,
+               ref_wav=None, ref_text: str | None = None,
+               sampling: SamplingConfig = DEFAULT_SAMPLING, max_seconds: float = 20.0,
+               text_scale: float = 1.0, emotion_scale: float = 1.0) -> Plan:
+    """Checks the request and builds every sentence's prompt (see synthesize_batch)."""
+    cfg, model, vocab, _ = lm
     if max_seconds <= 0:
         raise UserError(f"max_seconds must be positive, got {max_seconds}")
     if not texts:
         raise UserError("nothing to say: give at least one text")
-    if notes is not None and len(notes) != len(texts):
-        raise ValueError(f"notes needs one list per text ({len(texts)}), got {len(notes)}")
     emotions = list(emotions) if emotions is not None else [None] * len(texts)
     intensities = list(intensities) if intensities is not None else [2] * len(texts)
     if not len(emotions) == len(intensities) == len(texts):
@@ -133,13 +219,12 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
                         "transcript (--ref-text)")
     ref_codes = None if ref_wav is None else reference_codes(codec, ref_wav)
     sentences = [split_sentences(check_text(t), MAX_SENTENCE_CHARS) for t in texts]
-    prompts = {(k, i): vocab.prompt_ids(s, emotion=emotions[k], intensity=intensities[k],
-                                        speaker=speaker, ref_text=ref_text, ref_codes=ref_codes)
-               for k, text_sentences in enumerate(sentences)
-               for i, s in enumerate(text_sentences)}
-
+    units = [(k, i) for k, ks in enumerate(sentences) for i in range(len(ks))]
+    prompts = [vocab.prompt_ids(sentences[k][i], emotion=emotions[k],
+                                intensity=intensities[k], speaker=speaker, ref_text=ref_text,
+                                ref_codes=ref_codes) for k, i in units]
     tokens_per_second = SAMPLE_RATE / codec.hop
-    longest, limit = max(map(len, prompts.values())), cfg.data.seq_len
+    longest, limit = max(map(len, prompts)), cfg.data.seq_len
     room = limit - longest
     if room < tokens_per_second:
         what = "the reference and a sentence" if ref_wav is not None else "a sentence"
@@ -152,37 +237,10 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
         sampling, max_new_tokens=max_new, stop_ids=(vocab.speech_end,), pad_id=vocab.speech_end,
         allowed_range=(vocab.speech_offset, vocab.speech_offset + vocab.codebook_size),
         guidance=tuple(w for _, w in drops))
-
-    rows = [(k, j, i) for k in range(len(texts)) for j in range(num_samples)
-            for i in range(len(sentences[k]))]
-    seeds = [int(np.random.SeedSequence([seed + k, j, i]).generate_state(1)[0])
-             for k, j, i in rows]
-    min_new = [min(int(MIN_SECONDS_PER_CHAR * len(sentences[k][i]) * tokens_per_second), max_new)
-               for k, _, i in rows]
-    group = len(drops) + 1
-    grouped = [p for k, _, i in rows
-               for p in [prompts[k, i]] + [drop_condition(vocab, prompts[k, i], what)
-                                           for what, _ in drops]]
-    out = generate(prepare(model), grouped, sampling, seeds=np.repeat(seeds, group).tolist(),
-                   max_len=limit, min_new_tokens=np.repeat(min_new, group).tolist())
-    out = type(out)(out.tokens[::group], out.lengths[::group])  # a group's rows are equal
-    for (k, j, i), stopped, length in zip(rows, out.stopped, out.lengths):
-        if notes is not None and not stopped:
-            notes[k].append(f"sample {j}, sentence {i + 1} reached "
-                            f"{max_new / tokens_per_second:.1f} s without ending; it is cut "
-                            "there")
-        elif notes is not None and length == 0:
-            notes[k].append(f"sample {j}, sentence {i + 1} ended at once (no speech); try "
-                            "another seed")
-    audio = _decode_rows(codec, vocab, out.tokens, out.lengths)
-    pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), np.float32)
-    waves = [[] for _ in texts]
-    for k in range(len(texts)):
-        for j in range(num_samples):
-            pieces = [audio[r] for r, (kk, jj, _) in enumerate(rows) if (kk, jj) == (k, j)]
-            joined = [x for p in pieces for x in (p, pause)][:-1]
-            waves[k].append(np.concatenate(joined).astype(np.float32))
-    return waves
+    groups = [[p] + [drop_condition(vocab, p, what) for what, _ in drops] for p in prompts]
+    min_new = [min(int(MIN_SECONDS_PER_CHAR * len(sentences[k][i]) * tokens_per_second),
+                   max_new) for k, i in units]
+    return Plan(units, sentences, prompts, groups, sampling, min_new, limit, tokens_per_second)
 
 
 def guidance_drops(text_scale: float, emotion_scale: float) -> list[tuple[str, float]]:
@@ -194,7 +252,7 @@ def guidance_drops(text_scale: float, emotion_scale: float) -> list[tuple[str, f
                                                     ("emotion", emotion_scale)) if scale != 1.0]
 
 
-def _decode_rows(codec: LoadedCodec, vocab, tokens_BxN, lengths_B) -> list[np.ndarray]:
+def decode_rows(codec: LoadedCodec, vocab, tokens_BxN, lengths_B) -> list[np.ndarray]:
     """Each row's codes (before its stop) -> audio [lengths_b * hop]; empty rows -> []."""
     empty = np.zeros(0, np.float32)
     keep = [b for b in range(len(lengths_B)) if lengths_B[b] > 0]

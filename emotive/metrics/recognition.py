@@ -33,12 +33,18 @@ from emotive.codecs.chars import normalize_text
 
 def edit_distance(ref: Sequence, hyp: Sequence) -> int:
     """Levenshtein distance between two sequences (strings or lists of hashable tokens)."""
+    return int(prefix_distances(ref, hyp)[-1])
+
+
+def prefix_distances(ref: Sequence, hyp: Sequence) -> np.ndarray:
+    """Levenshtein distances from all of `ref` to every prefix of `hyp`: int64 [len(hyp) + 1]
+    (the last is edit_distance(ref, hyp))."""
+    cols = np.arange(len(hyp) + 1)
     if len(ref) == 0 or len(hyp) == 0:
-        return max(len(ref), len(hyp))
+        return cols + len(ref)
     vocab: dict = {}
     r = np.array([vocab.setdefault(t, len(vocab)) for t in ref], np.int64)
     h = np.array([vocab.setdefault(t, len(vocab)) for t in hyp], np.int64)
-    cols = np.arange(h.size + 1)
     prev = cols.copy()  # distance from ref[:0] to every prefix of hyp
     for i, token in enumerate(r, start=1):
         row = np.empty_like(prev)
@@ -48,7 +54,21 @@ def edit_distance(ref: Sequence, hyp: Sequence) -> int:
         row[1:] = np.minimum(prev[1:] + 1, prev[:-1] + (h != token))
         row = np.minimum.accumulate(row - cols) + cols
         prev = row
-    return int(prev[-1])
+    return prev
+
+
+def prefix_cer(text: str, hyp: str) -> float:
+    """The CER of a transcript of the first part of an utterance: edits against the best
+    prefix of the normalised `text` at least as long as the transcript, over that prefix's
+    length (the process reward of a partial candidate)."""
+    text, hyp = normalize_text(text), normalize_text(hyp)
+    if not text:
+        return 0.0 if not hyp else float("inf")
+    d = prefix_distances(hyp, text).astype(np.float64)
+    lengths = np.arange(d.size, dtype=np.float64)
+    ok = lengths >= min(len(hyp), len(text))
+    ok[0] = ok[0] and len(text) == 0
+    return float(np.min(d[ok] / np.maximum(lengths[ok], 1.0)))
 
 
 def _totals(refs: Sequence[str], hyps: Sequence[str], split_words: bool) -> tuple[int, int]:

@@ -32,26 +32,38 @@ from emotive.errors import UserError
 from emotive.infer.asr import Recognizer
 from emotive.infer.emotion import EmotionPredictor
 from emotive.infer.speaker import SpeakerEmbedder
-from emotive.metrics.recognition import cer
+from emotive.metrics.recognition import cer, prefix_cer
 
 KINDS = ("emotion", "speaker", "intelligibility")
 
 
 @dataclasses.dataclass(frozen=True)
 class Request:
-    """What the candidates should be: any of text, emotion (or A/D/V), reference voice."""
+    """What the candidates should be: any of text, emotion (or A/D/V), reference voice.
+
+    For search, also how to condition the TTS model (intensity, speaker tag, ref_text: the
+    transcript of speaker_ref, which then becomes a voice prompt) and, per request, the
+    verifier weights ({kind: weight}, in place of the search's) and thresholds ({kind:
+    minimum score}: a candidate below one is vetoed)."""
 
     text: str | None = None
     emotion: str | None = None
     adv: tuple[float, float, float] | None = None  # arousal, dominance, valence in [0, 1]
     speaker_ref: np.ndarray | None = dataclasses.field(default=None, compare=False)
+    intensity: int = 2
+    speaker: str | None = None
+    ref_text: str | None = None
+    weights: Mapping[str, float] | None = dataclasses.field(default=None, compare=False)
+    thresholds: Mapping[str, float] | None = dataclasses.field(default=None, compare=False)
 
 
 class Verifier(Protocol):
     name: str
 
     def score(self, audio_BxT: np.ndarray, request: Request,
-              lengths_B: np.ndarray | None = None) -> np.ndarray: ...
+              lengths_B: np.ndarray | None = None, partial: bool = False) -> np.ndarray:
+        """Scores [B]; partial=True: the audio is the first part of an utterance (a process
+        reward), which changes what intelligibility compares against."""
 
 
 def _lengths(audio_BxT: np.ndarray, lengths_B) -> np.ndarray:
@@ -80,7 +92,7 @@ class EmotionVerifier:
             raise UserError("this emotion model has no category head; use a ser checkpoint")
         return np.argmax(probs, axis=1)
 
-    def score(self, audio_BxT, request: Request, lengths_B=None) -> np.ndarray:
+    def score(self, audio_BxT, request: Request, lengths_B=None, partial=False) -> np.ndarray:
         out = self.predict(audio_BxT, lengths_B)
         if request.emotion is not None and out["probs"] is not None:
             if request.emotion not in EMOTIONS:
@@ -107,7 +119,7 @@ class SpeakerVerifier:
             self._ref_key, self._ref = key, self.embedder.embed(np.asarray(ref_T)[None])[0]
         return self._ref
 
-    def score(self, audio_BxT, request: Request, lengths_B=None) -> np.ndarray:
+    def score(self, audio_BxT, request: Request, lengths_B=None, partial=False) -> np.ndarray:
         if request.speaker_ref is None:
             raise UserError("the speaker verifier needs request.speaker_ref, a reference "
                             "recording of the target voice (float audio [T] at 16 kHz)")
@@ -128,11 +140,14 @@ class IntelligibilityVerifier:
         audio_BxT = np.asarray(audio_BxT, np.float32)
         return self.recognizer.transcribe(audio_BxT, _lengths(audio_BxT, lengths_B))
 
-    def score(self, audio_BxT, request: Request, lengths_B=None) -> np.ndarray:
+    def score(self, audio_BxT, request: Request, lengths_B=None, partial=False) -> np.ndarray:
+        """1 - CER; with partial=True against the best-matching prefix of the text."""
         if not request.text:
             raise UserError("the intelligibility verifier needs request.text, the intended words")
         hyps = self.transcribe(audio_BxT, lengths_B)
-        rates = np.array([cer([request.text], [hyp]) for hyp in hyps], np.float64)
+        rate = (lambda h: prefix_cer(request.text, h)) if partial else \
+            (lambda h: cer([request.text], [h]))
+        rates = np.array([rate(hyp) for hyp in hyps], np.float64)
         return np.clip(1.0 - rates, 0.0, 1.0).astype(np.float32)
 
 
@@ -148,17 +163,36 @@ class WeightedVerifier:
             raise UserError(f"verifier weights must be >= 0 and not all 0, got {list(weights)}")
         self.parts, self.weights = list(parts), [float(w) for w in weights]
 
-    def details(self, audio_BxT, request: Request, lengths_B=None) -> dict[str, np.ndarray]:
-        return {v.name: v.score(audio_BxT, request, lengths_B) for v in self.parts}
+    def details(self, audio_BxT, request: Request, lengths_B=None,
+                partial=False) -> dict[str, np.ndarray]:
+        return {v.name: v.score(audio_BxT, request, lengths_B, partial) for v in self.parts}
 
-    def score(self, audio_BxT, request: Request, lengths_B=None) -> np.ndarray:
-        parts = self.details(audio_BxT, request, lengths_B)
-        total = sum(w * parts[v.name] for v, w in zip(self.parts, self.weights))
-        return (total / sum(self.weights)).astype(np.float32)
+    def weights_for(self, request: Request) -> list[float]:
+        """The request's own weights where it gives them, else the verifier's."""
+        given = dict(request.weights or {})
+        unknown = set(given) - {v.name for v in self.parts}
+        if unknown:
+            raise UserError(f"the request weighs verifiers the search does not have: "
+                            f"{sorted(unknown)}; it has {[v.name for v in self.parts]}")
+        weights = [float(given.get(v.name, w)) for v, w in zip(self.parts, self.weights)]
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise UserError(f"verifier weights must be >= 0 and not all 0, got {weights}")
+        return weights
+
+    def combine(self, parts: Mapping[str, np.ndarray], request: Request) -> np.ndarray:
+        weights = self.weights_for(request)
+        total = sum(w * parts[v.name] for v, w in zip(self.parts, weights))
+        return (total / sum(weights)).astype(np.float32)
+
+    def score(self, audio_BxT, request: Request, lengths_B=None, partial=False) -> np.ndarray:
+        return self.combine(self.details(audio_BxT, request, lengths_B, partial), request)
 
 
 def load_verifier(kind: str, ckpt) -> Verifier:
-    """One verifier from a checkpoint directory of the matching task."""
+    """One verifier from a checkpoint directory of the matching task (UserError naming the
+    task it found for another kind's checkpoint)."""
+    if kind not in KINDS:
+        raise UserError(f"unknown verifier {kind!r}; use one of {', '.join(KINDS)}")
     if kind == "emotion":
         return EmotionVerifier(EmotionPredictor.load(ckpt))
     if kind == "speaker":
