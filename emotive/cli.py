@@ -24,12 +24,15 @@ COMMANDS = {
                 "to emotive checkpoints"),
     "codec": ("emotive.commands.codec", "speech codec: encode audio to codes, decode, "
               "pre-encode a dataset split, evaluate (PESQ, STOI, mel, SI-SDR)"),
-    "eval": ("emotive.commands.eval", "evaluate a trained model on a held-out split: codec, ser, student, speaker, asr"),
+    "eval": ("emotive.commands.eval", "evaluate a trained model on a held-out split: codec, "
+             "ser, student, speaker, asr, tts; or search strategies"),
     "classify": ("emotive.commands.classify", "emotion of audio files: categories, arousal, "
                  "dominance, valence (ser or student checkpoint)"),
     "transcribe": ("emotive.commands.transcribe", "print the text a trained CTC recogniser "
                    "hears in audio files"),
     "tts": ("emotive.commands.tts", "speak text with a TTS LM and codec (emotion, voice prompt)"),
+    "search": ("emotive.commands.search", "speak text by verifier-guided search (best-of-N, "
+               "beam with process rewards, re-ranking) and report the compute used"),
     "quickstart": ("emotive.commands.quickstart", "the whole pipeline on the embedded corpus: "
                    "corpus, codec, TTS LM, emotional samples, report (~18 CPU-minutes)"),
 }

@@ -14,6 +14,7 @@ module holds only the argparse side: the options a kind takes beside the common 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 
 from emotive import registry
@@ -31,6 +32,15 @@ OPTIONS: dict[str, tuple[tuple[str, dict], ...]] = {
                                   help="classifier-free guidance on the text (1: off)")),
             ("--emotion-scale", dict(type=float, default=1.0,
                                      help="classifier-free guidance on the emotion (1: off)"))),
+    "search": (("--codec", dict(default=None, help="codec run dir (required)")),
+               ("--judge-asr", dict(default=None, help="held-out asr run: the CER judge")),
+               ("--judge-ser", dict(default=None, help="held-out ser run: the emotion judge")),
+               ("--strategies", dict(default="best_of_n,prm_orm",
+                                     help="comma-separated (default best_of_n,prm_orm)")),
+               ("--budgets", dict(default="1,2,4,8,16,32", help="candidates per request")),
+               ("--seed", dict(type=int, default=0)),
+               ("--max-seconds", dict(type=float, default=8.0,
+                                      help="longest candidate (default 8 s)"))),
     "student": (("--teacher", dict(default=None, help="teacher run dir (default: the student "
                                                        "config's teacher.ckpt)")),),
     "asr": (
@@ -54,11 +64,18 @@ OPTIONS: dict[str, tuple[tuple[str, dict], ...]] = {
 }
 
 
+# Evaluations that are not one family's: kind -> help line (their runner is in _RUNNERS).
+EXTRA_KINDS = {
+    "search": "verifier-guided search over held-out requests: judge scores, verifier and "
+              "judge gains, gaming gap and compute per strategy and budget; curves PNG/JSON",
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True,
                                 parser_class=type(parser))
-    for kind in registry.with_part("evaluator"):
-        help_text = registry.family(kind).eval_help
+    helps = {kind: registry.family(kind).eval_help for kind in registry.with_part("evaluator")}
+    for kind, help_text in {**helps, **EXTRA_KINDS}.items():
         p = sub.add_parser(kind, help=help_text, description=help_text)
         p.add_argument("--ckpt", required=True,
                        help="training workdir (newest checkpoint), its checkpoints/ or a step dir")
@@ -74,6 +91,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="report folder (default: RUN_DIR/eval-KIND-SPLIT-STEP)")
         for flag, kwargs in OPTIONS.get(kind, ()):
             p.add_argument(flag, **kwargs)
+        if kind == "search":
+            from emotive.commands.search import add_verifier_flags
+            add_verifier_flags(p, strategy=False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,4 +185,43 @@ def _run_tts(kind: str, args) -> int:
     return 0
 
 
-_RUNNERS = {"asr": _run_asr, "student": _run_student, "tts": _run_tts}
+def _run_search(kind: str, args) -> int:
+    """`emotive eval search`: the TTS run (--ckpt), --codec, verifiers and judges."""
+    from emotive.commands.search import search_options
+    from emotive.evals import search
+    from emotive.evals.common import eval_dir
+    from emotive.search.verifiers import load_verifiers
+
+    for flag in ("codec", "judge_asr", "judge_ser"):
+        if not getattr(args, flag):
+            raise UserError(f"emotive eval search needs --{flag.replace('_', '-')} RUN_DIR "
+                            "(see --help)")
+    opts = search_options(args)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    budgets = search.parse_budgets(args.budgets)
+    for name in strategies:
+        dataclasses.replace(opts["strategy"], name=name).validate(max(budgets))
+    for role, path in [("judge", args.judge_asr), ("judge", args.judge_ser)]:
+        if any(str(path) == str(v) for v in opts["ckpts"].values()):
+            raise UserError(f"{path} is both a verifier and a judge; a judge must be a model "
+                            "the search never saw (another seed or architecture)")
+    lm = registry.load_predictor("tts", args.ckpt)
+    codec = registry.load_predictor("codec", args.codec)
+    verifiers = load_verifiers(opts["ckpts"], opts["weights"] or None)
+    judges = search.Judges(registry.load_predictor("asr", args.judge_asr),
+                           registry.load_predictor("ser", args.judge_ser))
+    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, lm.step)
+    report = search.evaluate(
+        lm, codec, verifiers, judges, args.data_dir or codec.cfg.data.data_dir, args.split,
+        strategies=strategies, budgets=budgets, dataset=args.dataset, limit=args.limit or 64,
+        seed=args.seed, out_dir=out_dir, selection=opts["selection"],
+        template=opts["strategy"], sampling=opts["sampling"], max_seconds=args.max_seconds,
+        text_scale=args.text_scale, emotion_scale=args.emotion_scale,
+        models={"verifiers": opts["ckpts"], "weights": opts["weights"],
+                "judge_asr": args.judge_asr, "judge_ser": args.judge_ser})
+    print(search.format_report(report))
+    print(f"report: {out_dir}/report.json, curves: {out_dir}/curves.png")
+    return 0
+
+
+_RUNNERS = {"asr": _run_asr, "student": _run_student, "tts": _run_tts, "search": _run_search}

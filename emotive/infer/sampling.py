@@ -355,7 +355,7 @@ def _advance(graphdef, params, state: DecodeState, until, knobs: Knobs, *,
     return jax.lax.while_loop(cond, body, state)
 
 
-@functools.partial(jax.jit, donate_argnums=(0,))
+@jax.jit
 def _select(state: DecodeState, rows_R, keys_R) -> DecodeState:
     """Rows `rows_R` of every per-row array, the cache included, gathered on device; row r
     then draws with keys_R[r]."""

@@ -442,14 +442,14 @@ class _Run:
         seeds = [plan.seed(self.seed, u, j) for u in range(num_units) for j in range(n)]
         state = self.start(units, seeds)
         audio = [np.zeros(0, np.float32) for _ in units]  # each row's audio so far
+        pooled = np.zeros(len(units), bool)  # rows whose candidate is in a pool already
         decoded = 0  # frames decoded for every row
         pools: list[list[Candidate]] = [[] for _ in plan.units]
         searched_until = max_new
         if s.name == "partial_prm":
-            searched_until = [max(k_tokens, math.ceil(
+            searched_until = max(max(k_tokens, math.ceil(
                 s.prm_fraction * len(text) * EXPECTED_SECONDS_PER_CHAR
-                * plan.tokens_per_second)) for text in self.unit_sentences]
-            searched_until = max(searched_until)
+                * plan.tokens_per_second)) for text in self.unit_sentences)
         round_ = 0
         bar = _progress(self.progress, max_new)
         while True:
@@ -472,25 +472,30 @@ class _Run:
                 valid = max(0, min(int(counts[r]), i) - decoded) * hop
                 audio[r] = np.concatenate([audio[r], chunk[r, :valid]])
             decoded = i
-            live = ~done
-            for r in np.flatnonzero(done):  # ended this round (ended rows are never kept)
+            for r in np.flatnonzero(done & ~pooled):  # ended this round
                 pools[units[r]].append(Candidate(self._codes(tokens[r], counts[r]), True,
                                                  finished_at=i))
-            at_end = i >= max_new or not live.any()
-            if at_end or i >= searched_until:
+            pooled |= done
+            live = ~done
+            if i >= max_new or not live.any() or i >= searched_until:
                 break
-            # Process rewards of the live rows, per sentence; keep the top B, expand.
+            # Process rewards of the live rows, per sentence; keep the top B, expand M ways.
+            # A sentence whose rows have all ended keeps them (idle, already pooled), so the
+            # batch keeps its shape and nothing recompiles.
             rows, new_seeds, info = [], [], {"step": i, "kept": []}
             for u in range(num_units):
-                mine = [r for r in range(len(units)) if units[r] == u and live[r]]
-                if not mine:
+                mine = [r for r in range(len(units)) if units[r] == u]
+                alive = [r for r in mine if live[r]]
+                if not alive:
+                    rows += mine
+                    new_seeds += [self.row_seed(u, round_, slot) for slot in range(len(mine))]
                     continue
                 request = self.requests[plan.units[u][0]]
-                score, _ = _score(self.process, [audio[r] for r in mine], request,
+                score, _ = _score(self.process, [audio[r] for r in alive], request,
                                   self.compute, partial=True)
-                order = sorted(range(len(mine)), key=lambda m: (-score[m], m))
-                kept = [mine[m] for m in order[:width]]
-                info["kept"].append([float(score[m]) for m in order[:width]])
+                order = sorted(range(len(alive)), key=lambda m: (-score[m], m))
+                kept = [alive[m] for m in order[:width]]
+                info["kept"].append([round(float(score[m]), 4) for m in order[:width]])
                 copies = -(-n // len(kept))
                 for slot, r in enumerate([r for r in kept for _ in range(copies)][:n]):
                     rows.append(r)
@@ -509,6 +514,7 @@ class _Run:
                                     [r * self.group for r in rows], seeds=new_seeds)
             units = [units[r] for r in rows]
             audio = [audio[r] for r in rows]
+            pooled = pooled[rows]
         bar(None)
         if i < max_new and live.any():  # partial PRM: sample the rest plainly
             state = self.advance(state, max_new)
@@ -516,7 +522,7 @@ class _Run:
             tokens, counts = out.tokens[::self.group], out.lengths[::self.group]
             done = np.asarray(state.done)[::self.group]
             self.rounds.append({"step": int(state.i), "sampled_to_end": int(live.sum())})
-        for r in np.flatnonzero(live):
+        for r in np.flatnonzero(~pooled):
             pools[units[r]].append(Candidate(self._codes(tokens[r], counts[r]), bool(done[r]),
                                              finished_at=int(state.i)))
         return pools
