@@ -22,7 +22,7 @@ CODES, HOP, LOW = 48, 320, 8
 class SpellingCodec:
     """Decodes each code c to HOP samples of the value (c + 1) / CODES: audio spells codes."""
 
-    hop, codebook_size = HOP, CODES
+    hop, codebook_size, step = HOP, CODES, 0
 
     def decode(self, codes_BxN, frames_B=None):
         codes_BxN = np.asarray(codes_BxN)
@@ -215,3 +215,93 @@ def test_bad_requests_get_one_line_errors(lm, runs):  # noqa: F811
         load_verifier("emotion", runs[1])  # a codec run is not an emotion model
     with pytest.raises(UserError, match="unknown verifier"):
         load_verifier("pitch", runs[1])
+
+
+@pytest.fixture(scope="module")
+def ser_run(tmp_path_factory):
+    from emotive import configs
+    from tests.infer.test_classify import save_random
+    return save_random(configs.load("ser", "tiny", []), tmp_path_factory.mktemp("ser_run"))
+
+
+def test_cli_search_writes_the_choice_and_every_candidate(runs, ser_run, tmp_path,  # noqa: F811
+                                                          capsys):
+    import json
+
+    import soundfile as sf
+
+    from emotive import cli
+
+    base = ["search", "Green river.", "--ckpt", str(runs[0]), "--codec", str(runs[1]),
+            "--emotion", "happy", "--max-seconds", str(MAX_SECONDS)]
+    out, keep = tmp_path / "best.wav", tmp_path / "all"
+    assert cli.main(base + ["--verifier", f"emotion={ser_run}", "--budget", "3",
+                            "--strategy", "prm_orm", "--step-tokens", "5", "--out", str(out),
+                            "--keep-all", str(keep)]) == 0
+    printed = capsys.readouterr().out
+    assert "LM tokens" in printed and "emotion" in printed
+    audio, rate = sf.read(out)
+    assert rate == 16000 and audio.size > 0
+    table = json.loads((keep / "candidates.json").read_text())
+    assert sum(c["chosen"] for c in table["candidates"]) == 1
+    assert len(list(keep.glob("candidate-*.wav"))) == len(table["candidates"]) >= 3
+    cases = [(["--verifier", "emotion"], "KIND=VALUE"),
+             (["--verifier", f"pitch={ser_run}"], "unknown verifier"),
+             ([], "name at least one verifier"),
+             (["--verifier", f"speaker={ser_run}"], "needs --ref"),
+             (["--verifier", f"emotion={runs[1]}"], "codec"),
+             (["--verifier", f"emotion={ser_run}", "--budget", "0"], "budget"),
+             (["--verifier", f"emotion={ser_run}", "--strategy", "beam", "--budget", "2",
+               "--beam-width", "3"], "wider than the budget")]
+    for extra, message in cases:
+        assert cli.main(base + extra + ["--out", str(tmp_path / "x.wav")]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err, err
+
+
+def test_eval_search_reports_gains_gaps_and_curves(lm, tmp_path, monkeypatch):
+    import json
+
+    from emotive.data.emotions import EMOTIONS
+    from emotive.evals import search as search_eval
+    from emotive.infer import codec as codec_module
+
+    clips = [{"id": f"c{i}", "text": t, "condition": "clean", "intensity": 1,
+              "emotion": EMOTIONS.index(e), "audio": np.zeros(16000, np.float32)}
+             for i, (t, e) in enumerate([("Green river.", "happy"), ("Oak table.", "sad"),
+                                         ("Blue sky.", "angry")])]
+    monkeypatch.setattr(codec_module, "iterate_split", lambda *a, **k: iter(clips))
+
+    class Recognizer:
+        def transcribe(self, batch, lengths):
+            return ["green river"] * len(batch)
+
+    class EmotionModel:  # the judge: p(happy) grows with the share of low codes
+        def predict(self, batch, lengths):
+            share = np.array([low_share(a[:n]) for a, n in zip(batch, lengths)])
+            probs = np.full((len(batch), len(EMOTIONS)), 0.0)
+            probs[:, EMOTIONS.index("happy")] = share
+            probs[:, EMOTIONS.index("sad")] = 1 - share
+            return {"probs": probs, "adv": np.zeros((len(batch), 3))}
+
+    judges = search_eval.Judges(Recognizer(), EmotionModel())
+    report = search_eval.evaluate(lm, SpellingCodec(), LowCodeVerifier(), judges, "unused",
+                                  strategies=["best_of_n", "beam"], budgets=[1, 2, 4],
+                                  limit=3, out_dir=tmp_path, max_seconds=MAX_SECONDS,
+                                  vetoes=None, template=Strategy(step_tokens=3))
+    assert report["requests"] == 3
+    for name in ("best_of_n", "beam"):
+        rows = report["strategies"][name]
+        assert [r["budget"] for r in rows] == [1, 2, 4]
+        assert rows[0]["gain"]["emotion"]["verifier"] == 0.0
+        gain = rows[-1]["gain"]["emotion"]
+        assert gain["gap"] == pytest.approx(gain["verifier"] - gain["judge"])
+        assert rows[-1]["verifier"]["emotion"] >= rows[0]["verifier"]["emotion"]
+    tokens = [r["compute"]["lm_tokens"] for r in report["strategies"]["best_of_n"]]
+    assert tokens == sorted(tokens) and tokens[0] > 0
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    curves = json.loads((tmp_path / "curves.json").read_text())
+    assert set(curves) == {"best_of_n", "beam"}
+    assert "best_of_n" in search_eval.format_report(report)
+    with pytest.raises(UserError, match="budgets"):
+        search_eval.parse_budgets("1,x")
