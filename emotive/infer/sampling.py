@@ -304,9 +304,26 @@ def _emit(state: DecodeState, logits_BxV, knobs: Knobs, cfg: SamplingConfig) -> 
                           count=state.count + (~done & ~is_stop))
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "cfg"))
+def _batch_constrained(tree, sharding):
+    """Every array of `tree` sharded on its batch axis (axis ndim - 4 of a KV cache array,
+    else 0) over the mesh's data axis; `sharding` None leaves placement to the compiler."""
+    if sharding is None:
+        return tree
+
+    def put(x):
+        if x is None or x.ndim == 0:
+            return x
+        axis = x.ndim - 4 if x.ndim >= 4 else 0
+        spec = [None] * x.ndim
+        spec[axis] = "data"
+        return jax.lax.with_sharding_constraint(
+            x, jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec(*spec)))
+    return jax.tree.map(put, tree)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "sharding"))
 def _start(graphdef, params, prompt_BxP, lengths_B, prefix_len, keys_B, knobs: Knobs, *,
-           cfg: SamplingConfig) -> DecodeState:
+           cfg: SamplingConfig, sharding=None) -> DecodeState:
     """Prefills prompt + prefix (row b's first lengths_B[b] + prefix_len tokens of
     prompt_BxP, the last prefix_len of them already-sampled new tokens) and draws new token
     prefix_len. The cache holds P + max_new slots, P = prompt_BxP's width."""
@@ -330,8 +347,9 @@ def _start(graphdef, params, prompt_BxP, lengths_B, prefix_len, keys_B, knobs: K
         ids = jnp.where(valid, prompt_BxP, model.vocab_size)  # padding: dropped
         seen = seen.at[rows[:, None], ids].set(True, mode="drop")
     positions = jnp.broadcast_to(jnp.arange(p, dtype=jnp.int32), (b, p))
-    logits, cache = prefill_logits(model, prompt_BxP, positions, model.init_cache(b, p + n),
-                                   total_B - 1)
+    cache = _batch_constrained(model.init_cache(b, p + n), sharding)
+    logits, cache = prefill_logits(model, prompt_BxP, positions, cache, total_B - 1)
+    cache = _batch_constrained(cache, sharding)
     state = DecodeState(jnp.asarray(prefix_len, jnp.int32), prompt_BxP[rows, total_B - 1],
                         cache, seen, done, out, count, lengths_B, keys_B, knobs.min_new)
     return _emit(state, logits, knobs, cfg)
@@ -355,15 +373,16 @@ def _advance(graphdef, params, state: DecodeState, until, knobs: Knobs, *,
     return jax.lax.while_loop(cond, body, state)
 
 
-@jax.jit
-def _select(state: DecodeState, rows_R, keys_R) -> DecodeState:
+@functools.partial(jax.jit, static_argnames=("sharding",))
+def _select(state: DecodeState, rows_R, keys_R, *, sharding=None) -> DecodeState:
     """Rows `rows_R` of every per-row array, the cache included, gathered on device; row r
     then draws with keys_R[r]."""
     cache = jax.tree.map(lambda x: jnp.take(x, rows_R, axis=x.ndim - 4), state.cache)
     take = lambda x: None if x is None else jnp.take(x, rows_R, axis=0)  # noqa: E731
-    return state._replace(cache=cache, token=take(state.token), seen=take(state.seen),
-                          done=take(state.done), out=take(state.out), count=take(state.count),
-                          lengths=take(state.lengths), keys=keys_R, min_new=take(state.min_new))
+    return _batch_constrained(state._replace(
+        cache=cache, token=take(state.token), seen=take(state.seen), done=take(state.done),
+        out=take(state.out), count=take(state.count), lengths=take(state.lengths), keys=keys_R,
+        min_new=take(state.min_new)), sharding)
 
 
 class Prepared(NamedTuple):
@@ -412,13 +431,23 @@ class Decoder:
     continued after `select` equals the same prefix started afresh with `prefixes=` and
     that seed (tests/infer/test_sampling.py checks it). With guidance, rows come in groups
     of K + 1 (see the module docstring); `select` then takes whole groups.
+
+    mesh: a Mesh with a "data" axis shards the rows (and their KV cache) over it, the
+    parameters replicated; the batch is padded to a multiple of the axis with copies of
+    its first group, which `result` drops. A row's tokens do not depend on the mesh.
     """
 
     def __init__(self, model: CausalLM | Prepared, cfg: SamplingConfig, *,
-                 max_len: int | None = None):
+                 max_len: int | None = None, mesh=None):
         self.model = prepare(model)
         cfg.validate(self.model.vocab_size)
         self.cfg, self.max_len = cfg, max_len
+        self.sharding = None
+        if mesh is not None and mesh.shape.get("data", 1) > 1:
+            from jax.sharding import NamedSharding, PartitionSpec
+            self.sharding = NamedSharding(mesh, PartitionSpec("data"))
+            replicated = NamedSharding(mesh, PartitionSpec())
+            self.model = self.model._replace(state=jax.device_put(self.model.state, replicated))
         self.group = len(cfg.guidance) + 1
         self.knobs = make_knobs(cfg)
         self.key = program_key(cfg)
@@ -465,11 +494,31 @@ class Decoder:
             raise UserError(f"min_new_tokens needs one value in [0, {cfg.max_new_tokens}] per "
                             f"row, got {list(min_new_tokens)}")
         min_new = np.asarray(min_new_tokens, np.int32)
-        knobs = self.knobs._replace(min_new=min_new[(np.arange(min_new.size) // self.group)
-                                                    * self.group])  # the group's first row's
+        min_new = min_new[(np.arange(min_new.size) // self.group) * self.group]
+        keys = row_keys(seeds_B, self.group)
+        self.rows = len(prompts)
+        pad = self._padding(self.rows)
+        if pad.size:
+            prompt_BxP, lengths_B, min_new = (np.concatenate([x, x[pad]]) for x in
+                                              (prompt_BxP, lengths_B, min_new))
+            keys = jnp.concatenate([keys, keys[pad]])
+        knobs = self.knobs._replace(min_new=min_new)
+        if self.sharding is not None:
+            prompt_BxP, lengths_B, keys, min_new = jax.device_put(
+                (prompt_BxP, lengths_B, keys, min_new), self.sharding)
+            knobs = knobs._replace(min_new=min_new)
         return _start(model.graphdef, model.state, prompt_BxP, lengths_B,
-                      np.int32(prefix.shape[1]), row_keys(seeds_B, self.group), knobs,
-                      cfg=self.key)
+                      np.int32(prefix.shape[1]), keys, knobs, cfg=self.key,
+                      sharding=self.sharding)
+
+    def _padding(self, rows: int) -> np.ndarray:
+        """Row indices appended so that the batch divides the mesh's data axis (copies of
+        the first guidance group; empty without a mesh)."""
+        if self.sharding is None:
+            return np.zeros(0, np.int64)
+        d = self.sharding.mesh.shape["data"]
+        extra = -rows % d
+        return np.arange(extra) % self.group
 
     def advance(self, state: DecodeState, steps: int) -> DecodeState:
         """Up to `steps` more tokens per row (fewer at max_new_tokens or when all stopped).
@@ -482,7 +531,7 @@ class Decoder:
         """A new batch of the given rows of `state` (repeats allowed; with guidance, the
         first rows of whole groups), each continuing with its new seed."""
         rows = np.asarray(rows, np.int32)
-        b = state.done.shape[0]
+        b = getattr(self, "rows", state.done.shape[0])
         if rows.size == 0 or rows.min() < 0 or rows.max() >= b:
             raise UserError(f"select needs row indices in [0, {b}), got {rows.tolist()}")
         if np.any(rows % self.group):
@@ -490,11 +539,18 @@ class Decoder:
                             f"of each group (multiples of {self.group}), got {rows.tolist()}")
         rows = (rows[:, None] + np.arange(self.group)).reshape(-1)
         seeds_R = np.repeat(check_seeds(seeds, rows.size // self.group), self.group)
-        return _select(state, jnp.asarray(rows), row_keys(seeds_R, self.group))
+        keys = row_keys(seeds_R, self.group)
+        self.rows = rows.size
+        pad = self._padding(rows.size)
+        if pad.size:
+            rows, keys = np.concatenate([rows, rows[pad]]), jnp.concatenate([keys, keys[pad]])
+        if self.sharding is not None:
+            keys = jax.device_put(keys, self.sharding)
+        return _select(state, jnp.asarray(rows), keys, sharding=self.sharding)
 
-    @staticmethod
-    def result(state: DecodeState) -> Generated:
-        return Generated(np.asarray(state.out), np.asarray(state.count))
+    def result(self, state: DecodeState) -> Generated:
+        rows = getattr(self, "rows", state.done.shape[0])
+        return Generated(np.asarray(state.out)[:rows], np.asarray(state.count)[:rows])
 
 
 def generate(model: CausalLM | Prepared, prompts: Sequence[Sequence[int]],

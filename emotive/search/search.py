@@ -252,7 +252,8 @@ def search_batch(lm, codec: LoadedCodec, requests: Sequence[Request], *, verifie
                  process: Verifier | None = None, selection: Selection | None = None,
                  vetoes: Vetoes | None = Vetoes(), sampling: SamplingConfig = DEFAULT_SAMPLING,
                  max_seconds: float = 20.0, text_scale: float = 1.0,
-                 emotion_scale: float = 1.0, progress: bool = False) -> list[SearchResult]:
+                 emotion_scale: float = 1.0, progress: bool = False,
+                 mesh=None) -> list[SearchResult]:
     """Searches every request with `budget` candidates each, all in one decoding batch.
 
     lm: `infer.tts_model.load_tts(...)`; codec: the codec its data was encoded with.
@@ -261,6 +262,7 @@ def search_batch(lm, codec: LoadedCodec, requests: Sequence[Request], *, verifie
     strategy: a name of STRATEGIES or a Strategy. selection: how the final candidate is
     chosen (default: the outcome score). vetoes: the degenerate-candidate checks (None:
     off). sampling, max_seconds, text_scale, emotion_scale: as `infer.tts.synthesize`.
+    mesh: a device Mesh whose "data" axis shards the decoding rows (`sampling.Decoder`).
     Returns one SearchResult per request; its compute is the batch's, shared pro rata.
     """
     wall0 = time.perf_counter()
@@ -280,7 +282,8 @@ def search_batch(lm, codec: LoadedCodec, requests: Sequence[Request], *, verifie
                    ref_text=r.ref_text, sampling=sampling, max_seconds=max_seconds,
                    text_scale=text_scale, emotion_scale=emotion_scale) for r in requests])
     compute = Compute()
-    run = _Run(lm, codec, plan, requests, strategy, budget, seed, process, compute, progress)
+    run = _Run(lm, codec, plan, requests, strategy, budget, seed, process, compute, progress,
+               mesh)
     pools = run.best_of_n() if strategy.name == "best_of_n" else run.beam()
 
     # Final ranking of each sentence's pool.
@@ -378,12 +381,12 @@ class _Run:
     """One search's decoding: the plan's units, `budget` rows each, in one Decoder batch."""
 
     def __init__(self, lm, codec, plan: Plan, requests, strategy: Strategy, budget: int,
-                 seed: int, process: Verifier, compute: Compute, progress: bool):
+                 seed: int, process: Verifier, compute: Compute, progress: bool, mesh=None):
         self.lm, self.codec, self.plan, self.requests = lm, codec, plan, requests
         self.vocab = lm.vocab
         self.strategy, self.budget, self.seed = strategy, budget, seed
         self.process, self.compute, self.progress = process, compute, progress
-        self.decoder = Decoder(lm.model, plan.sampling, max_len=plan.max_len)
+        self.decoder = Decoder(lm.model, plan.sampling, max_len=plan.max_len, mesh=mesh)
         self.group = plan.group
         self.rounds: list[dict] = []
         self.unit_sentences = [plan.sentences[k][i] for k, i in plan.units]
@@ -409,6 +412,10 @@ class _Run:
         state = self._timed(self.decoder.advance, state, until - i0)
         self.compute.lm_tokens += (int(state.i) - i0) * state.done.shape[0]
         return state
+
+    def _done(self, state) -> np.ndarray:
+        """Whether each candidate row (a guidance group's first, padding dropped) ended."""
+        return np.asarray(state.done)[:self.decoder.rows][::self.group]
 
     def _codes(self, tokens_N: np.ndarray, count: int) -> np.ndarray:
         return self.vocab.ids_to_codes(tokens_N[:count]).astype(np.int32)
@@ -459,7 +466,7 @@ class _Run:
             bar(i)
             out = self.decoder.result(state)
             tokens, counts = out.tokens[::self.group], out.lengths[::self.group]
-            done = np.asarray(state.done)[::self.group]
+            done = self._done(state)
             # The new chunk of every row, in one batched streaming decode.
             ids = np.where(np.arange(i)[None] < counts[:, None], tokens[:, :i],
                            self.vocab.speech_offset)
@@ -502,7 +509,7 @@ class _Run:
                     new_seeds.append(self.row_seed(u, round_, slot))
             self.rounds.append(info)
             if s.reprefill:
-                prefix = np.asarray(state.out)[::self.group][:, :i][rows]
+                prefix = np.asarray(state.out)[:self.decoder.rows][::self.group][:, :i][rows]
                 new_units = [units[r] for r in rows]
                 state = self._timed(
                     self.decoder.start, plan.rows(new_units), seeds=plan.repeat(new_seeds),
@@ -520,7 +527,7 @@ class _Run:
             state = self.advance(state, max_new)
             out = self.decoder.result(state)
             tokens, counts = out.tokens[::self.group], out.lengths[::self.group]
-            done = np.asarray(state.done)[::self.group]
+            done = self._done(state)
             self.rounds.append({"step": int(state.i), "sampled_to_end": int(live.sum())})
         for r in np.flatnonzero(~pooled):
             pools[units[r]].append(Candidate(self._codes(tokens[r], counts[r]), bool(done[r]),

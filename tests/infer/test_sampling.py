@@ -306,3 +306,25 @@ def test_select_rejects_bad_rows(llama):
         dec.select(state, [1], seeds=[0])
     with pytest.raises(UserError, match="row indices"):
         dec.select(state, [4], seeds=[0])
+
+
+def test_rows_sharded_over_the_data_axis_decode_as_on_one_device(llama):
+    """With a mesh, rows (padded to a multiple of the data axis) and their KV cache are spread
+    over the devices; tokens equal the single-device run, select included."""
+    from jax.sharding import Mesh
+
+    model, _ = llama
+    mesh = Mesh(np.asarray(jax.devices()[:4]), ("data",))
+    cfg = SamplingConfig(temperature=1.0, max_new_tokens=12, allowed_range=(TEXT + SPECIALS, VOCAB))
+    prompts, seeds = _prompts(6, (4, 9, 6, 5, 7)), [1, 2, 3, 4, 5]  # 5 rows -> padded to 8
+    outs = []
+    for m in (None, mesh):
+        dec = Decoder(model, cfg, mesh=m)
+        state = dec.advance(dec.start(prompts, seeds=seeds), 4)
+        if m is not None:
+            cache = jax.tree.leaves(state.cache)[0]
+            assert len(cache.sharding.device_set) == 4 and cache.shape[-4] == 8
+        state = dec.select(state, [4, 0, 0], seeds=[7, 8, 9])
+        outs.append(dec.result(dec.advance(state, 12)))
+    np.testing.assert_array_equal(outs[0].tokens, outs[1].tokens)
+    assert outs[1].tokens.shape[0] == 3

@@ -305,3 +305,15 @@ def test_eval_search_reports_gains_gaps_and_curves(lm, tmp_path, monkeypatch):
     assert "best_of_n" in search_eval.format_report(report)
     with pytest.raises(UserError, match="budgets"):
         search_eval.parse_budgets("1,x")
+
+
+def test_search_rows_sharded_over_data_give_the_same_result(lm):
+    import jax
+    from jax.sharding import Mesh
+
+    mesh = Mesh(np.asarray(jax.devices()[:4]), ("data",))
+    kw = dict(verifiers=LowCodeVerifier(), budget=3, seed=4,
+              strategy=Strategy("prm_orm", beam_width=1, step_tokens=4), **KW)
+    one = search(lm, SpellingCodec(), REQUEST, **kw)
+    sharded = search(lm, SpellingCodec(), REQUEST, mesh=mesh, **kw)
+    np.testing.assert_array_equal(one.audio, sharded.audio)
