@@ -220,18 +220,25 @@ def plot_curves(report: dict, path) -> None:
 
     panels = [("emotion_accuracy", "judge emotion accuracy"), ("cer", "judge CER"),
               ("emotion_prob", "judge p(requested emotion)")]
+    from matplotlib.ticker import NullFormatter
+
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
     for ax, (key, title) in zip(axes, panels):
         for name, rows in report["strategies"].items():
             tokens = [max(r["compute"]["lm_tokens"], 1) for r in rows]
-            ax.plot(tokens, [r["judge"][key] for r in rows], "o-", label=name)
+            line, = ax.plot(tokens, [r["judge"][key] for r in rows], "o-", label=name)
             for t, r in zip(tokens, rows):
                 ax.annotate(str(r["budget"]), (t, r["judge"][key]), fontsize=7)
-        ax.set_xscale("log")
+            if key == "emotion_prob" and "emotion" in rows[0]["verifier"]:
+                ax.plot(tokens, [r["verifier"]["emotion"] for r in rows], "--",
+                        color=line.get_color(), alpha=0.6, label=f"{name} (verifier)")
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("LM tokens sampled (log)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
     axes[0].legend()
+    axes[-1].legend(fontsize=7)
     fig.suptitle(f"search on {report['requests']} held-out requests ({report['split']}); "
                  "labels: budget")
     fig.tight_layout()
