@@ -33,6 +33,8 @@ COMMANDS = {
     "tts": ("emotive.commands.tts", "speak text with a TTS LM and codec (emotion, voice prompt)"),
     "search": ("emotive.commands.search", "speak text by verifier-guided search (best-of-N, "
                "beam with process rewards, re-ranking) and report the compute used"),
+    "render": ("emotive.commands.render", "stick-figure gif/mp4/png of SMPL-X motion files "
+               "side by side, face blendshape plots (no Blender)"),
     "quickstart": ("emotive.commands.quickstart", "the whole pipeline on the embedded corpus: "
                    "corpus, codec, TTS LM, emotional samples, report (~18 CPU-minutes)"),
 }

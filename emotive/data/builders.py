@@ -70,19 +70,21 @@ def _emotion_label():
     return tfds.features.ClassLabel(names=list(EMOTIONS))
 
 
-class _SpeechBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """Shared part: features id/audio/sample_rate plus `_label_features()`, splits from
-    `_clips()`, checked audio loading. Subclasses set `name` and implement both methods."""
+class SourceBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """What every builder of a local source folder shares: the folder, the build report,
+    the duration limits, version 1.0.0, and no download."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First release."}
     DESCRIPTION = ""
+    MIN_SECONDS = 0.25
 
-    def __init__(self, *, src_dir, report: tfds_io.BuildReport, min_seconds: float = 0.25,
+    def __init__(self, *, src_dir, report: tfds_io.BuildReport, min_seconds: float | None = None,
                  max_seconds: float | None = None, **kwargs):
         self._src = pathlib.Path(src_dir)
         self._report = report
-        self._min_seconds, self._max_seconds = min_seconds, max_seconds
+        self._min_seconds = self.MIN_SECONDS if min_seconds is None else min_seconds
+        self._max_seconds = max_seconds
         super().__init__(**kwargs)
 
     # TFDS looks for a checksums file beside a builder's source through `importlib_resources`,
@@ -91,6 +93,11 @@ class _SpeechBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     @classmethod
     def code_path(cls):
         return None
+
+
+class _SpeechBuilder(SourceBuilder, skip_registration=True):
+    """Shared part: features id/audio/sample_rate plus `_label_features()`, splits from
+    `_clips()`, checked audio loading. Subclasses set `name` and implement both methods."""
 
     # Each concrete builder below defines these two; the base class is never built itself.
     @abc.abstractmethod
@@ -342,8 +349,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--src", required=True, help="folder with the source audio")
     parser.add_argument("--out", required=True, help="TFDS data dir (DATA_DIR/NAME/VERSION)")
     parser.add_argument("--overwrite", action="store_true", help="rebuild an existing dataset")
-    parser.add_argument("--min-seconds", type=float, default=0.25,
-                        help="reject clips shorter than this (default 0.25)")
+    parser.add_argument("--min-seconds", type=float, default=None,
+                        help="reject clips shorter than this (default 0.25 s of audio; "
+                             "motion datasets: no limit)")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="reject clips longer than this (default: no limit)")
     parser.add_argument("--holdout", type=float, default=None,

@@ -39,11 +39,11 @@ _HOP_S = 0.010
 _PITCH_WIN_S = 0.040
 _ENERGY_WIN_S = 0.025
 _F0_MIN, _F0_MAX = 60.0, 600.0
-_VOICING_THRESHOLD = 0.45
+VOICING_THRESHOLD = 0.45
 _ACTIVE_DB = 35.0
 
 
-def _frames(x: np.ndarray, size: int, hop: int) -> np.ndarray:
+def frame_windows(x: np.ndarray, size: int, hop: int) -> np.ndarray:
     """Slice x into overlapping frames [N, size] (x is zero-padded to hold at least one)."""
     if x.size < size:
         x = np.pad(x, (0, size - x.size))
@@ -52,14 +52,14 @@ def _frames(x: np.ndarray, size: int, hop: int) -> np.ndarray:
     return x[idx]
 
 
-def _pitch_track(x: np.ndarray, sr: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+def pitch_track(x: np.ndarray, sr: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
     """Autocorrelation pitch per frame: (f0_hz [N], peak strength [N] in [0, 1])."""
     size = int(_PITCH_WIN_S * sr)
     # Low-pass at 1 kHz: high formants and fricative noise create false short periods.
     taps = np.arange(-40, 41)
     lowpass = np.sinc(2 * 1000 / sr * taps) * np.hamming(taps.size)
     smooth = np.convolve(x, lowpass / lowpass.sum(), mode='same')
-    frames = _frames(smooth, size, hop)
+    frames = frame_windows(smooth, size, hop)
     frames = frames - frames.mean(axis=1, keepdims=True)
     window = np.hanning(size)
     nfft = 2 * size
@@ -85,7 +85,7 @@ def _pitch_track(x: np.ndarray, sr: int, hop: int) -> tuple[np.ndarray, np.ndarr
     return sr / lag, strength
 
 
-def _drop_pitch_outliers(st: np.ndarray, voiced: np.ndarray, max_jump_st: float = 5.0) -> np.ndarray:
+def drop_pitch_outliers(st: np.ndarray, voiced: np.ndarray, max_jump_st: float = 5.0) -> np.ndarray:
     """Unvoice frames whose pitch is an octave error: far from the global or local median."""
     # Errors of two octaves or more are never intonation: drop them against the global median first.
     voiced = voiced & (np.abs(st - np.median(st[voiced])) <= 12.0) if voiced.any() else voiced
@@ -94,7 +94,7 @@ def _drop_pitch_outliers(st: np.ndarray, voiced: np.ndarray, max_jump_st: float 
         return voiced
     v = st[idx]
     padded = np.pad(v, 3, mode='edge')
-    local = np.median(_frames(padded, 7, 1), axis=1)[: v.size]
+    local = np.median(frame_windows(padded, 7, 1), axis=1)[: v.size]
     keep = voiced.copy()
     keep[idx[np.abs(v - local) > max_jump_st]] = False
     return keep
@@ -132,9 +132,9 @@ def prosodic_features(x: np.ndarray, sr: int) -> np.ndarray:
         raise UserError(f'prosodic_features needs a mono waveform [T] and a positive rate; '
                         f'got shape {x.shape} and sr={sr}')
     hop = int(_HOP_S * sr)
-    energy_frames = _frames(x, int(_ENERGY_WIN_S * sr), hop)
+    energy_frames = frame_windows(x, int(_ENERGY_WIN_S * sr), hop)
     db = 10 * np.log10(np.mean(energy_frames ** 2, axis=1) + 1e-10)
-    f0, strength = _pitch_track(x, sr, hop)
+    f0, strength = pitch_track(x, sr, hop)
     n = min(db.size, f0.size)
     db, f0, strength = db[:n], f0[:n], strength[:n]
 
@@ -142,11 +142,11 @@ def prosodic_features(x: np.ndarray, sr: int) -> np.ndarray:
     span = np.flatnonzero(active)
     first, last = (span[0], span[-1] + 1) if span.size else (0, n)
     seconds = max((last - first) * _HOP_S, _HOP_S)
-    voiced = active & (strength >= _VOICING_THRESHOLD)
+    voiced = active & (strength >= VOICING_THRESHOLD)
     in_span = slice(first, last)
 
     st = 12 * np.log2(f0 / 100.0)
-    voiced = _drop_pitch_outliers(st, voiced)
+    voiced = drop_pitch_outliers(st, voiced)
     v_st = st[voiced]
     if v_st.size >= 2:
         f0_mean, f0_std = v_st.mean(), v_st.std()

@@ -18,7 +18,8 @@ Two TFDS quirks shape the code:
 
 Beside each built dataset (DATA_DIR/NAME/VERSION/) two files are written:
     build_report.json  kept/rejected/skipped files, warnings and conversions (see BuildReport)
-    split_index.json   per split: the number of samples of each record (in record order) and
+    split_index.json   per split: the number of samples of each record (in record order;
+                       motion frames for a dataset without audio) and
                        the sorted speaker names, so pipelines can bucket by length and index
                        speakers without reading every record again.
 """
@@ -206,7 +207,9 @@ def _write_split_index(builder, out_dir: pathlib.Path) -> None:
         lengths, speakers = [], set()
         for start in range(0, len(source), 256):
             for record in source.__getitems__(range(start, min(start + 256, len(source)))):
-                lengths.append(int(record["audio"].shape[0]))
+                # Motion-only datasets (AMASS) index their motion frames instead.
+                lengths.append(int(record["audio"].shape[0] if "audio" in record
+                                   else record["poses"].shape[0]))
                 if "speaker" in record:
                     speakers.add(_text(record["speaker"]))
         index[split] = {"num_samples": lengths, "speakers": sorted(speakers)}
