@@ -34,6 +34,10 @@ subject_to={"intelligibility": "median"})` keeps the most emotional candidate am
 no less intelligible than the median candidate. Vetoed candidates (`search.vetoes`, and any
 score under the request's `thresholds`) are chosen only when all are vetoed.
 
+No candidate is decoded past the veto's length limit (`Vetoes.max_seconds_per_char` times
+the longest sentence of the batch): it would be vetoed anyway, and one babbling row would
+otherwise keep a whole batch decoding to the new-token limit.
+
 Several requests are searched together: each request's candidates are rows of one batch
 (`search_batch`). Long text is split into sentences, each searched on its own and the
 chosen sentences joined. Seeds derive from (seed, request, sentence, round, row), so the
@@ -62,7 +66,7 @@ from emotive.search.verifiers import (EmotionVerifier, IntelligibilityVerifier, 
 from emotive.search.vetoes import Vetoes
 
 STRATEGIES = ("best_of_n", "beam", "prm_orm", "partial_prm")
-EXPECTED_SECONDS_PER_CHAR = 0.075  # the embedded corpus's voices: 0.06-0.09 s per character
+EXPECTED_SECONDS_PER_CHAR = 0.06  # the full corpus: 0.056 s per character at the median
 LEFT_CONTEXT = 50  # frames of codec context when a new chunk is decoded for a process reward
 
 
@@ -281,6 +285,13 @@ def search_batch(lm, codec: LoadedCodec, requests: Sequence[Request], *, verifie
                    speaker=r.speaker, ref_wav=r.speaker_ref if r.ref_text else None,
                    ref_text=r.ref_text, sampling=sampling, max_seconds=max_seconds,
                    text_scale=text_scale, emotion_scale=emotion_scale) for r in requests])
+    if vetoes is not None:  # a candidate past the veto's length limit is lost anyway
+        cap = max(math.ceil(vetoes.max_seconds_per_char * len(plan.sentences[k][i])
+                            * plan.tokens_per_second) + 1 for k, i in plan.units)
+        if cap < plan.sampling.max_new_tokens:
+            plan = dataclasses.replace(
+                plan, sampling=dataclasses.replace(plan.sampling, max_new_tokens=cap),
+                min_new=[min(m, cap) for m in plan.min_new])
     compute = Compute()
     run = _Run(lm, codec, plan, requests, strategy, budget, seed, process, compute, progress,
                mesh)
