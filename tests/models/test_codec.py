@@ -181,3 +181,18 @@ def test_bad_codec_configs_are_one_line_user_errors(item, message):
     with pytest.raises(UserError, match=message) as err:
         configs.load("codec", "tiny", [item])
     assert "\n" not in str(err.value)
+
+
+def test_a_25_hz_codec_is_a_stride_choice():
+    """Issue 17's 25 Hz option: strides whose product is 640 give 25 codes a second, and
+    decode returns hop samples per code."""
+    cfg = configs.load("codec", "tiny", ["model.strides=4,4,5,8", "model.fsq_levels=8,5,5,5"])
+    assert cfg.model.hop == 640
+    micro = CodecModelConfig(channels=(4, 4, 6), strides=(32, 20), dilations=(1,),
+                             activation="gelu", n_fft=1280, encoder=_stage(1, 8, 2, 16),
+                             decoder=_stage(1, 8, 2, 16))
+    model = numpy_init(lambda: Codec(micro, rngs=nnx.Rngs(0)))
+    (audio,) = clips([16000])
+    _, indices, mask = model.encode(jnp.asarray(audio[None]), jnp.asarray([16000]))
+    assert indices.shape[1] == 25 and int(mask.sum()) == 25
+    assert model.decode(indices, mask).shape == (1, 25 * 640)
