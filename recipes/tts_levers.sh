@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 17's first lever round on the full corpus, as measured (CPU, about 2.5 hours in all).
+# Issue 17's lever rounds on the full corpus, as measured (CPU, about 4 hours in all).
 # Judges use seed 1; nothing they judge does. Every stage is skipped when its output exists.
 #   bash recipes/tts_levers.sh [RUNS_DIR]          (default runs/levers)
 set -euo pipefail
@@ -45,4 +45,24 @@ tts tts-bpe codec-1k && judge tts-bpe codec-1k 1
 tts tts-ph-cfg codec-1k $PH && judge tts-ph-cfg codec-1k 1 && judge tts-ph-cfg codec-1k 2
 tts tts-ph-cfg-asr codec-1k-asr $PH && judge tts-ph-cfg-asr codec-1k-asr 1 \
   && judge tts-ph-cfg-asr codec-1k-asr 2
+
+# Second round (the next session): training length. The phoneme LM on to 2,000 steps (a warm
+# restart), and the ASR-teacher codec on to 3,600 steps with a fresh LM on its codes.
+T=$R/tts-ph-cfg-asr
+[ -d $T/checkpoints/2000 ] || emotive train tts --preset small --workdir $T --resume --set \
+  data.train=$R/codec-1k-asr/enc/train data.eval=$R/codec-1k-asr/enc/validation \
+  vocab.codebook_size=1000 $PH train.steps=2000 train.eval_every=700 train.ckpt_every=350
+[ -f $T/eval-2000-t1/report.json ] || emotive eval tts --ckpt $T --codec $R/codec-1k-asr \
+  --asr $R/asr-judge --ser $R/ser-judge --data-dir $D --split test --limit 64 --out $T/eval-2000-t1
+[ -f $T/eval-2000-e2/report.json ] || emotive eval tts --ckpt $T --codec $R/codec-1k-asr \
+  --asr $R/asr-judge --ser $R/ser-judge --data-dir $D --split test --limit 64 --emotion-scale 2 \
+  --out $T/eval-2000-e2
+L=$R/codec-1k-asr-long
+if [ ! -d $L/checkpoints ]; then mkdir -p $L && cp -r $R/codec-1k-asr/checkpoints $L/; fi
+[ -d $L/checkpoints/3600 ] || emotive train codec --preset tiny --workdir $L --resume --set \
+  data.data_dir=$D train.steps=3600 train.eval_every=1200 train.ckpt_every=1200 \
+  model.fsq_levels=8,5,5,5 semantic.weight=5.0 semantic.teacher_task=asr \
+  semantic.teacher_ckpt=$R/asr-teacher
+codec codec-1k-asr-long
+STEPS=2000 tts tts-long-codec codec-1k-asr-long $PH && judge tts-long-codec codec-1k-asr-long 1
 echo "reports: $R/*/eval-*/report.json"
