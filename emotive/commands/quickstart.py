@@ -40,12 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # Issue 17's levers, as in the `small` recipe: 1,000 FSQ codes (each code seen more often,
-# and a 1k-row output head instead of 64k, so the LM takes 4x the steps in less time),
+# and a 1k-row output head instead of 64k, so each LM step is much cheaper),
 # eSpeak phonemes as the text, and text dropout for classifier-free guidance at decode time.
 CODEC_LEVERS = ("model.fsq_levels=8,5,5,5",)
+# The tiny corpus is small: at 1,200 steps of batch 4 the LM memorised it (train accuracy
+# 0.99, held-out loss 4.8 at step 400 and 8.3 at step 800), so it stops at 400.
 TTS_LEVERS = ("vocab.codebook_size=1000", "vocab.text_frontend=phoneme", "data.text_dropout=0.15",
-              "train.steps=1200", "train.batch_size=4", "train.eval_every=400",
-              "train.ckpt_every=400")
+              "train.steps=400", "train.batch_size=4", "train.eval_every=100",
+              "train.ckpt_every=200")
 
 
 def _done_training(workdir: pathlib.Path, steps: int) -> bool:
