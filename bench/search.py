@@ -98,8 +98,11 @@ def main(argv=None) -> int:
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(out.read_text()) if out.exists() else {}
-    label = args.label or f"{platform.node() and 'cpu'}-{time.strftime('%Y%m%d-%H%M')}"
-    data[label] = {"requests": len(requests), "repeats": args.repeats,
+    import jax
+    device = jax.devices()[0]
+    label = args.label or f"{device.platform}-{time.strftime('%Y%m%d-%H%M')}"
+    data[label] = {"device": f"{device.platform} {device.device_kind}", "host": platform.node(),
+                   "requests": len(requests), "repeats": args.repeats,
                    "verifiers": args.verifier, "rows": rows}
     out.write_text(json.dumps(data, indent=2))
     print(f"wrote {out} [{label}]")
