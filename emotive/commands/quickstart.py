@@ -12,7 +12,7 @@ interrupted one stopped):
 6. speak held-out sentences in several emotions                    WORKDIR/samples/*.wav
    and write a spectrogram grid, report.json and report.md         WORKDIR/
 
-In a fresh clone and venv on 2 cores it took about 9 minutes with the install (stages: corpus
+In a fresh clone and venv on 2 cores its stages took 8.5 minutes, plus the install (corpus
 11 s, dataset 3 s, codec 315 s, pre-encoding 18 s, TTS LM about 150 s, speaking 7 s, with
 other jobs on the cores); the codec's training is most of it. The tiny models are small
 and briefly trained: expect buzzy, barely intelligible speech (a held-out recogniser hears
