@@ -36,7 +36,7 @@ COMMANDS = {
     "render": ("emotive.commands.render", "stick-figure gif/mp4/png of SMPL-X motion files "
                "side by side, face blendshape plots (no Blender)"),
     "quickstart": ("emotive.commands.quickstart", "the whole pipeline on the embedded corpus: "
-                   "corpus, codec, TTS LM, emotional samples, report (~18 CPU-minutes)"),
+                   "corpus, codec, TTS LM, emotional samples, report (~9 minutes on 2 cores)"),
 }
 
 
