@@ -104,15 +104,6 @@ def _summary(results, requests, judges: Judges, budget: int, compute: Compute) -
                          for q, h in zip(requests[:4], judged["heard"][:4])]}
 
 
-def _total(results) -> Compute:
-    total = Compute()
-    for r in results:
-        for f in ("lm_tokens", "lm_seconds", "codec_seconds", "verifier_calls",
-                  "verifier_clips", "verifier_seconds", "wall_seconds", "audio_seconds"):
-            setattr(total, f, getattr(total, f) + getattr(r.compute, f))
-    return total
-
-
 def _batches(requests, budget: int):
     per = max(1, ROWS_PER_BATCH // budget)
     for s in range(0, len(requests), per):
@@ -132,7 +123,7 @@ def run_strategy(lm, codec, requests, name: str, budgets: Sequence[int], *, veri
             results += search_batch(lm, codec, group, verifiers=verifiers, strategy=name,
                                     budget=top, seed=seed + s, selection=selection, **kwargs)
             log(f"search eval: best_of_n x{top}: {len(results)}/{len(requests)} requests")
-        total = _total(results)
+        total = Compute.total([r.compute for r in results])
         for b in budgets:
             picked = []
             for r in results:
@@ -140,7 +131,7 @@ def run_strategy(lm, codec, requests, name: str, budgets: Sequence[int], *, veri
                 c = pool[_choose(pool, selection or Selection())]
                 picked.append(_Picked(c.audio, {**c.scores, "outcome": c.outcome}))
             scale = b / top
-            part = Compute(**{k: v * scale for k, v in total.as_dict().items() if k != "rtf"})
+            part = total.scaled(scale)
             part.audio_seconds = sum(p.audio.size for p in picked) / SAMPLE_RATE
             rows.append(_summary(picked, requests, judges, b, part))
         return rows
@@ -152,7 +143,8 @@ def run_strategy(lm, codec, requests, name: str, budgets: Sequence[int], *, veri
             results += search_batch(lm, codec, group, verifiers=verifiers, strategy=strategy,
                                     budget=b, seed=seed + s, selection=selection, **kwargs)
         log(f"search eval: {name} x{b}: {len(results)} requests")
-        rows.append(_summary(results, requests, judges, b, _total(results)))
+        rows.append(_summary(results, requests, judges, b,
+                             Compute.total([r.compute for r in results])))
     return rows
 
 

@@ -442,6 +442,7 @@ class Decoder:
         self.model = prepare(model)
         cfg.validate(self.model.vocab_size)
         self.cfg, self.max_len = cfg, max_len
+        self.rows: int | None = None  # rows of the latest batch, padding excluded
         self.sharding = None
         if mesh is not None and mesh.shape.get("data", 1) > 1:
             from jax.sharding import NamedSharding, PartitionSpec
@@ -531,7 +532,7 @@ class Decoder:
         """A new batch of the given rows of `state` (repeats allowed; with guidance, the
         first rows of whole groups), each continuing with its new seed."""
         rows = np.asarray(rows, np.int32)
-        b = getattr(self, "rows", state.done.shape[0])
+        b = self.rows or state.done.shape[0]
         if rows.size == 0 or rows.min() < 0 or rows.max() >= b:
             raise UserError(f"select needs row indices in [0, {b}), got {rows.tolist()}")
         if np.any(rows % self.group):
@@ -549,7 +550,7 @@ class Decoder:
         return _select(state, jnp.asarray(rows), keys, sharding=self.sharding)
 
     def result(self, state: DecodeState) -> Generated:
-        rows = getattr(self, "rows", state.done.shape[0])
+        rows = self.rows or state.done.shape[0]
         return Generated(np.asarray(state.out)[:rows], np.asarray(state.count)[:rows])
 
 

@@ -142,6 +142,19 @@ class Compute:
     def as_dict(self) -> dict:
         return {**dataclasses.asdict(self), "rtf": self.rtf}
 
+    def scaled(self, factor: float) -> "Compute":
+        """This compute times `factor` (counts rounded): one request's share of a batch."""
+        out = Compute(**{f.name: getattr(self, f.name) * factor
+                         for f in dataclasses.fields(Compute)})
+        for name in ("lm_tokens", "verifier_calls", "verifier_clips"):
+            setattr(out, name, int(round(getattr(out, name))))
+        return out
+
+    @staticmethod
+    def total(parts: Sequence["Compute"]) -> "Compute":
+        return Compute(**{f.name: sum(getattr(c, f.name) for c in parts)
+                          for f in dataclasses.fields(Compute)})
+
 
 @dataclasses.dataclass
 class Candidate:
@@ -325,11 +338,7 @@ def search_batch(lm, codec: LoadedCodec, requests: Sequence[Request], *, verifie
         scores["outcome"] = float(np.mean([c.outcome for c in pieces]))
         notes = [f"sentence {i + 1}: every candidate was vetoed; took the one with the fewest "
                  f"reasons ({'; '.join(c.vetoes)})" for i, c in enumerate(pieces) if c.vetoes]
-        part = Compute(**{f.name: getattr(compute, f.name) * share
-                          for f in dataclasses.fields(Compute)})
-        part.lm_tokens = int(round(part.lm_tokens))
-        part.verifier_calls = int(round(part.verifier_calls))
-        part.verifier_clips = int(round(part.verifier_clips))
+        part = compute.scaled(share)
         part.audio_seconds = audio.size / SAMPLE_RATE
         results.append(SearchResult(
             audio=audio, scores=scores, candidates=[pools[u] for u in us],
