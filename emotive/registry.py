@@ -56,6 +56,15 @@ FAMILIES: dict[str, Family] = {
         "emotive.configs.asr", "emotive.train.tasks.asr", "emotive.infer.asr:Recognizer",
         "emotive.evals.asr", "CTC recogniser: corpus CER and WER (greedy decoding, or prefix "
         "beam search with --beam), normalised text, per condition"),
+    "motion_vae": Family(
+        "emotive.configs.motion_vae", "emotive.train.tasks.motion_vae",
+        "emotive.infer.motion:MotionAutoencoder"),
+    "motion_ldm": Family(
+        "emotive.configs.motion_ldm", "emotive.train.tasks.motion_ldm",
+        "emotive.infer.motion:MotionGenerator", "emotive.evals.motion",
+        "speech-driven motion: FGD, beat alignment, diversity, motion-emotion accuracy, "
+        "lip-sync error and seam jerk against ground truth, random-clip, mean-pose and "
+        "audio-retrieval baselines, with confidence intervals"),
 }
 
 

@@ -31,6 +31,15 @@ DEFERRED = {
         "the codec's semantic teacher is a trained model, loaded only when a run starts",
     ("emotive.train.tasks.student", "emotive.infer.emotion"):
         "the student's teacher is a trained SER predictor, loaded only when a run starts",
+    ("emotive.train.tasks.motion_ldm", "emotive.infer.motion"):
+        "the motion LDM's frozen VAE and condition encoders (recogniser, speaker encoder) are "
+        "trained models, loaded only when a run starts",
+    ("emotive.infer.motion", "emotive.infer.asr"):
+        "the recogniser is loaded only for content.source=asr",
+    ("emotive.infer.motion", "emotive.infer.speaker"):
+        "the speaker encoder is loaded only when the run has a style model",
+    ("emotive.infer.motion", "emotive.infer.emotion"):
+        "the SER model is loaded only for an emotion reference",
 }
 
 

@@ -41,6 +41,16 @@ OPTIONS: dict[str, tuple[tuple[str, dict], ...]] = {
                ("--seed", dict(type=int, default=0)),
                ("--max-seconds", dict(type=float, default=8.0,
                                       help="longest candidate (default 8 s)"))),
+    "motion": (("--emotion-scales", dict(default="0,1,2,3",
+                                         help="emotion guidance scales of the sweep")),
+               ("--long-seconds", dict(type=float, default=30.0,
+                                       help="length of the seam-jerk inputs (default 30 s)")),
+               ("--long-inputs", dict(type=int, default=4,
+                                      help="how many long inputs (default 4)")),
+               ("--train-clips", dict(type=int, default=1200,
+                                      help="train clips for the probe and baselines")),
+               ("--resamples", dict(type=int, default=200, help="bootstrap resamples")),
+               ("--seed", dict(type=int, default=0))),
     "student": (("--teacher", dict(default=None, help="teacher run dir (default: the student "
                                                        "config's teacher.ckpt)")),),
     "asr": (
@@ -64,6 +74,9 @@ OPTIONS: dict[str, tuple[tuple[str, dict], ...]] = {
 }
 
 
+# The eval kind of a family whose name is not the one users type.
+KIND_NAMES = {"motion_ldm": "motion"}
+
 # Evaluations that are not one family's: kind -> help line (their runner is in _RUNNERS).
 EXTRA_KINDS = {
     "search": "verifier-guided search over held-out requests: judge scores, verifier and "
@@ -74,7 +87,8 @@ EXTRA_KINDS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True,
                                 parser_class=type(parser))
-    helps = {kind: registry.family(kind).eval_help for kind in registry.with_part("evaluator")}
+    helps = {KIND_NAMES.get(kind, kind): registry.family(kind).eval_help
+             for kind in registry.with_part("evaluator")}
     for kind, help_text in {**helps, **EXTRA_KINDS}.items():
         p = sub.add_parser(kind, help=help_text, description=help_text)
         p.add_argument("--ckpt", required=True,
@@ -224,4 +238,28 @@ def _run_search(kind: str, args) -> int:
     return 0
 
 
-_RUNNERS = {"asr": _run_asr, "student": _run_student, "tts": _run_tts, "search": _run_search}
+def _run_motion(kind: str, args) -> int:
+    """`emotive eval motion`: a motion_ldm run on held-out clips of its motion corpus."""
+    from emotive.evals import motion
+    from emotive.evals.common import eval_dir
+
+    try:
+        scales = tuple(float(v) for v in args.emotion_scales.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"--emotion-scales must be comma-separated numbers, got "
+                        f"{args.emotion_scales!r}") from None
+    gen = registry.load_predictor("motion_ldm", args.ckpt)
+    out_dir = args.out or eval_dir(args.ckpt, kind, args.split, gen.step)
+    report = motion.evaluate(gen, args.data_dir or gen.cfg.data.motion_dir, args.split,
+                             batch_size=max(args.batch_size, 32), limit=args.limit or 128,
+                             out_dir=out_dir, emotion_scales=scales,
+                             long_seconds=args.long_seconds, long_inputs=args.long_inputs,
+                             train_clips=args.train_clips, resamples=args.resamples,
+                             seed=args.seed)
+    print(motion.format_report(report))
+    print(f"report: {out_dir}/report.json, figures: {out_dir}/frames.png, "
+          f"{out_dir}/emotion_guidance.png")
+    return 0
+
+
+_RUNNERS = {"motion": _run_motion, "asr": _run_asr, "student": _run_student, "tts": _run_tts, "search": _run_search}

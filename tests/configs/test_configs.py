@@ -78,6 +78,12 @@ SECTION_CASES = {
     "StudentLossConfig": ("temperature", "0", "loss.temperature must be positive, got 0"),
     "TTSVocabConfig": ("codebook_size", "0", "vocab.codebook_size must be positive"),
     "TTSDataConfig": ("seq_len", "4", "data.seq_len=4 is too short for a prompt"),
+    "MotionDataConfig": ("window_frames", "24", "data.window_frames must be a multiple of 16"),
+    "MotionVAEModelConfig": ("latent_dim", "0", "model.latent_dim, model.downsample"),
+    "MotionVAELossConfig": ("kl_weight", "-1", "loss.kl_weight and loss.velocity_weight"),
+    "DenoiserConfig": ("transformer.cross_attention", "false", "cross_attention=true"),
+    "DiffusionConfig": ("sample_steps", "0", "diffusion.sample_steps must be in [1, 1000]"),
+    "GuidanceConfig": ("all_dropout", "1", "guidance.all_dropout must be in [0, 1)"),
 }
 
 
