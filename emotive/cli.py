@@ -35,6 +35,8 @@ COMMANDS = {
                "beam with process rewards, re-ranking) and report the compute used"),
     "render": ("emotive.commands.render", "stick-figure gif/mp4/png of SMPL-X motion files "
                "side by side, face blendshape plots (no Blender)"),
+    "motion": ("emotive.commands.motion", "body and face motion for speech from a motion LDM "
+               "(SMPL-X npz, face npz, BVH, ARKit CSV, stick-figure render)"),
     "quickstart": ("emotive.commands.quickstart", "the whole pipeline on the embedded corpus: "
                    "corpus, codec, TTS LM, emotional samples, report (~9 minutes on 2 cores)"),
 }

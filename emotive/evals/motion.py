@@ -9,6 +9,8 @@ Rows (all on the same held-out clips, one take each, spread evenly over the emot
 - mean pose: the train split's mean frame (rotations re-orthonormalised), held still;
 - audio retrieval: the train clip whose pooled audio features (mean and std of the log-mel
   content features) are nearest, cut or looped to length;
+- VAE reconstruction: the ground truth through the model's VAE (the ceiling of any latent
+  model on it);
 - model: generated for the clip's audio, its labelled emotion and intensity, and a style
   reference from another clip of the same speaker.
 
@@ -42,7 +44,8 @@ from emotive.evals.common import write_report
 from emotive.infer.motion import Guidance, MotionGenerator
 from emotive.metrics import motion as mm
 
-ROWS = ("ground truth", "random clip", "mean pose", "audio retrieval", "model")
+ROWS = ("ground truth", "random clip", "mean pose", "audio retrieval", "VAE reconstruction",
+        "model")
 SEAM_HALF = 4   # frames either side of a seam centre that count as the seam
 
 
@@ -235,6 +238,8 @@ def evaluate(gen: MotionGenerator, data_dir, split: str = "test", *, dataset: st
     rows["audio retrieval"] = [
         _fit_length(train.frames[int(np.argmin(((bank - (_audio_key(a) - mu) / sd) ** 2).sum(1)))],
                     len(f)) for a, f in zip(clips.audio, clips.frames)]
+
+    rows["VAE reconstruction"] = [gen.vae.reconstruct(f) for f in clips.frames]
 
     # The model: the clip's emotion, a style reference from another clip of its speaker.
     same_speaker = [[j for j, q in enumerate(chosen) if q["speaker"] == r["speaker"]

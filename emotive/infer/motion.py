@@ -39,6 +39,19 @@ from emotive.models.motion_denoiser import Conditions
 from emotive.train.checkpoint import latest_step_dir, read_config
 
 
+def resolve_beside(path, step_dir) -> pathlib.Path:
+    """A checkpoint path recorded in a run's config: as given if it exists (relative to the
+    working directory), else relative to the nearest ancestor of the run that holds it, so a
+    run trained with `vae.ckpt=runs/vae` loads from any working directory."""
+    p = pathlib.Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    for parent in pathlib.Path(step_dir).absolute().parents:
+        if (parent / p).exists():
+            return parent / p
+    return p
+
+
 def run_config(ckpt, task: str) -> dict:
     """The saved config of a run of `task` (cheap: no weights read); UserError otherwise."""
     step_dir = latest_step_dir(pathlib.Path(ckpt).absolute())
@@ -274,13 +287,15 @@ class MotionGenerator(Predictor):
     def load(cls, ckpt, tasks=None, *, ser=None):
         base = Predictor.load.__func__(Predictor, ckpt, tasks or cls.tasks)
         cfg = base.cfg
-        if not cfg.vae.ckpt:
-            raise UserError(f"{ckpt}: its config names no vae.ckpt; retrain with "
-                            "--set vae.ckpt=VAE_RUN")
+        find = lambda path: str(resolve_beside(path, base.step_dir)) if path else path
+        cfg = dataclasses.replace(
+            cfg, vae=dataclasses.replace(cfg.vae, ckpt=find(cfg.vae.ckpt)),
+            content=dataclasses.replace(cfg.content, asr_ckpt=find(cfg.content.asr_ckpt)),
+            style=dataclasses.replace(cfg.style, speaker_ckpt=find(cfg.style.speaker_ckpt)))
         emotion = None
         if ser is not None:
             from emotive.infer.emotion import EmotionPredictor
-            emotion = EmotionPredictor.load(ser, ("ser",))
+            emotion = EmotionPredictor.load(ser, ("ser", "student"))
         return cls(cfg, base.model, base.step, base.step_dir,
                    vae=MotionAutoencoder.load(cfg.vae.ckpt),
                    content=ContentEncoder(cfg.content.source, cfg.content.asr_ckpt),
@@ -299,9 +314,10 @@ class MotionGenerator(Predictor):
                 raise UserError("an emotion reference needs an SER model: pass --ser SER_RUN")
             md.check_speech(emotion_ref, name="--emotion-ref")
             out = self.ser.predict(emotion_ref[None])
-            probs = np.exp(out["logits"] - out["logits"].max(-1, keepdims=True))
-            return md.emotion_from_prediction((probs / probs.sum(-1, keepdims=True))[0],
-                                              out["adv"][0])
+            adv = np.clip(out["adv"][0], 0.0, 1.0)
+            if out.get("probs") is None:   # an A/D/V-only student
+                return md.emotion_vector(adv=adv)
+            return md.emotion_from_prediction(out["probs"][0], adv)
         if emotion is None and adv is None:
             return np.zeros(md.EMOTION_DIM, np.float32)
         return md.emotion_vector(emotion, intensity, adv)
@@ -309,8 +325,9 @@ class MotionGenerator(Predictor):
     # -- generation --------------------------------------------------------------------
 
     def generate(self, audio_T, **kwargs) -> GeneratedMotion:
-        kw = {k: [v] for k, v in kwargs.items() if k in ("emotion", "emotion_vec", "style_ref")}
-        rest = {k: v for k, v in kwargs.items() if k not in kw}
+        per_clip = ("emotion", "emotion_vec", "style_ref")
+        kw = {k: [v] for k, v in kwargs.items() if k in per_clip and v is not None}
+        rest = {k: v for k, v in kwargs.items() if k not in per_clip}
         return self.generate_batch([audio_T], **kw, **rest)[0]
 
     def generate_batch(self, audios, *, emotion_vec=None, emotion=None, style_ref=None,
@@ -410,7 +427,6 @@ class MotionGenerator(Predictor):
         nw = window // k
         for j, s in enumerate(starts):
             part = z[s // k:s // k + nw]
-            lmask = np.ones((1, len(part)), np.float32)
             pad = np.zeros((1, nw, z.shape[1]), np.float32)
             pad[0, :len(part)] = part
             lm = np.zeros((1, nw), np.float32)
@@ -424,6 +440,5 @@ class MotionGenerator(Predictor):
                 w[len(dec) - tail:] *= 1.0 - (np.arange(tail) + 0.5) / overlap
             total[s:s + len(dec)] += dec * w[:, None]
             weight[s:s + len(dec)] += w
-            del lmask
         frames = (total / np.maximum(weight, 1e-8)[:, None])[:t].astype(np.float32)
         return GeneratedMotion(frames, md.FPS, [s + overlap // 2 for s in starts[1:]])

@@ -71,8 +71,8 @@ class Schedule:
 
 def ddim_timesteps(train_steps: int, sample_steps: int) -> np.ndarray:
     """Sampling levels from train_steps - 1 down to 0, `sample_steps` of them (int32)."""
-    return np.unique(np.round(np.linspace(0, train_steps - 1, sample_steps)).astype(np.int32)
-                     )[::-1].copy()
+    levels = np.round(np.linspace(train_steps - 1, 0, sample_steps)).astype(np.int32)
+    return np.unique(levels)[::-1].copy()
 
 
 def timestep_embedding(t_B, dim: int, max_period: float = 10000.0):

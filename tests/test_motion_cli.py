@@ -1,0 +1,132 @@
+"""`emotive motion`: a trained tiny motion LDM writes a SMPL-X npz, a face npz, BVH, an ARKit
+CSV and a gif that read back with one frame per 1/30 s of audio; bad input is one line and
+exit status 2 (silence, another task's checkpoint, two emotion sources, a non-audio file).
+
+`build_tiny_motion_ldm(root)` is a plain function so other test files can build the same
+fixture: a 16-clip speech corpus, its motion corpus, a motion VAE and a motion LDM trained
+for 4 steps each (most of the time is compiling the two train steps)."""
+
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from emotive import cli, configs
+from emotive.codecs.motion.bvh import read_bvh
+from emotive.codecs.motion.face_io import read_arkit_csv
+from emotive.codecs.motion.skeleton import SMPLX_JOINT_NAMES
+from emotive.codecs.motion.smplx_npz import read_smplx_npz
+from emotive.data.motion_synth import build_motion_corpus, read_face_npz
+from emotive.data.synth import build_corpus
+
+# No periodic eval; one checkpoint at the last step; no FLOP/s measurement.
+QUICK = ["train.steps=4", "train.batch_size=4", "train.log_every=100", "train.eval_every=0",
+         "train.ckpt_every=100", "train.async_ckpt=false", "train.peak_tflops=1.0"]
+
+
+def build_tiny_motion_ldm(root) -> dict:
+    """Builds under `root` and returns paths: speech and motion corpora, the VAE run
+    (`vae`), the LDM run (`ldm`, 2 DDIM steps) and the corpus's longest wav (`wav`)."""
+    from emotive.train.trainer import train
+
+    root = pathlib.Path(root)
+    build_corpus(root / "speech", "tiny", seed=0, workers=1, progress=False, limit=16)
+    build_motion_corpus(root / "speech", root / "motion", "tiny", progress=False, fgd=False)
+    data = [f"data.motion_dir={root / 'motion'}"]
+    vae = configs.load("motion_vae", "tiny", QUICK + data + ["model.norm_batches=1"])
+    train(vae, root / "vae", progress=False, devices=jax.devices()[:1])
+    ldm = configs.load("motion_ldm", "tiny", QUICK + data + [f"vae.ckpt={root / 'vae'}",
+                                                            "diffusion.sample_steps=2"])
+    train(ldm, root / "ldm", progress=False, devices=jax.devices()[:1])
+    wav = max((root / "speech" / "wavs").rglob("*.wav"), key=lambda p: sf.info(str(p)).frames)
+    return {"root": root, "speech": root / "speech", "motion": root / "motion",
+            "vae": root / "vae", "ldm": root / "ldm", "wav": wav}
+
+
+@pytest.fixture(scope="module")
+def tiny_ldm(tmp_path_factory):
+    return build_tiny_motion_ldm(tmp_path_factory.mktemp("motion_ldm"))
+
+
+def motion(*args) -> int:
+    return cli.main(["motion", *map(str, args)])
+
+
+def test_writes_every_file_and_they_read_back(tiny_ldm, tmp_path, capsys):
+    wav = tiny_ldm["wav"]
+    seconds = sf.info(str(wav)).frames / 16000
+    frames = round(seconds * 30)
+    assert frames > 64   # longer than one 64-frame window: the windows are stitched
+    out = tmp_path / "m.npz"
+    assert motion("--audio", wav, "--ckpt", tiny_ldm["ldm"], "--emotion", "happy",
+                  "--intensity", 2, "--emotion-scale", 2, "--seed", 3, "--out", out,
+                  "--bvh", tmp_path / "m.bvh", "--arkit", tmp_path / "m.csv",
+                  "--render", tmp_path / "m.gif") == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in printed[:5]] == [
+        str(out), str(tmp_path / "m-face.npz"), str(tmp_path / "m.bvh"),
+        str(tmp_path / "m.csv"), str(tmp_path / "m.gif")]
+    assert f"{frames} frames" in printed[-1] and "seam" in printed[-1]
+    assert "real-time factor" in printed[-1]
+
+    body = read_smplx_npz(out, expect_fps=30)
+    assert body.poses.shape == (frames, 55, 3) and body.trans.shape == (frames, 3)
+    assert np.isfinite(body.poses).all() and np.isfinite(body.trans).all()
+    assert body.betas.shape == (300,) and not body.betas.any() and body.gender == "neutral"
+    weights, jaw, fps = read_face_npz(tmp_path / "m-face.npz")
+    assert weights.shape == (frames, 52) and jaw.shape == (frames, 3) and fps == 30.0
+    assert weights.min() >= 0 and weights.max() <= 1
+    bvh = read_bvh(tmp_path / "m.bvh", expect_joints=SMPLX_JOINT_NAMES)
+    assert bvh.num_frames == frames and bvh.fps == 30.0
+    np.testing.assert_allclose(bvh.rotations, body.to_motion().rotations, atol=1e-5)
+    np.testing.assert_allclose(bvh.root_positions, body.trans, atol=1e-5)
+    csv = read_arkit_csv(tmp_path / "m.csv")
+    assert csv.fps == 30.0
+    np.testing.assert_allclose(csv.weights, weights, atol=1e-6)
+    assert Image.open(tmp_path / "m.gif").n_frames == frames
+
+    # The same flags and seed give the same motion (the sampler is already compiled).
+    again = tmp_path / "again.npz"
+    assert motion("--audio", wav, "--ckpt", tiny_ldm["ldm"], "--emotion", "happy",
+                  "--intensity", 2, "--emotion-scale", 2, "--seed", 3, "--out", again) == 0
+    np.testing.assert_array_equal(read_smplx_npz(again).poses, body.poses)
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("emotive motion: error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def test_one_line_errors(tiny_ldm, tmp_path, capsys):
+    wav, ldm = tiny_ldm["wav"], tiny_ldm["ldm"]
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(32000, np.float32), 16000)
+    out = tmp_path / "x.npz"
+
+    assert motion("--audio", silent, "--ckpt", ldm, "--out", out) == 2
+    message = one_line_error(capsys)
+    assert "--audio" in message and "silent" in message
+
+    # A checkpoint of another task: the motion VAE's run.
+    assert motion("--audio", wav, "--ckpt", tiny_ldm["vae"], "--out", out) == 2
+    assert "motion_vae" in one_line_error(capsys)
+
+    assert motion("--audio", wav, "--ckpt", ldm, "--emotion", "happy", "--emotion-ref", wav,
+                  "--ser", ldm, "--out", out) == 2
+    assert "--emotion and --emotion-ref" in one_line_error(capsys)
+
+    npz = next((tiny_ldm["motion"] / "smplx").rglob("*.npz"))   # a motion file, not audio
+    assert motion("--audio", wav, "--ckpt", ldm, "--style-ref", npz, "--out", out) == 2
+    message = one_line_error(capsys)
+    assert "--style-ref" in message and "pass a speech recording" in message
+
+    assert motion("--audio", wav, "--ckpt", ldm, "--intensity", 2, "--out", out) == 2
+    assert "--intensity needs --emotion" in one_line_error(capsys)
+    assert motion("--audio", wav, "--ckpt", ldm, "--adv", "0.5,0.5", "--out", out) == 2
+    assert "--adv" in one_line_error(capsys)
+    assert not out.exists()
