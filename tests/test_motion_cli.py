@@ -130,3 +130,36 @@ def test_one_line_errors(tiny_ldm, tmp_path, capsys):
     assert motion("--audio", wav, "--ckpt", ldm, "--adv", "0.5,0.5", "--out", out) == 2
     assert "--adv" in one_line_error(capsys)
     assert not out.exists()
+
+
+def test_eval_motion_table_and_its_known_answers(tiny_ldm, tmp_path, capsys):
+    """`emotive eval motion` on the tiny corpus: every row and column, and the baselines'
+    known values (ground truth against itself: FGD 0, LVE 0; the mean pose is still)."""
+    import json
+
+    from emotive.metrics.motion import MotionFeatureExtractor
+    motion_dir = tiny_ldm["motion"]
+    MotionFeatureExtractor.init(0).save(motion_dir / "fgd_autoencoder.npz")
+    out = tmp_path / "eval"
+    assert cli.main(["eval", "motion", "--ckpt", str(tiny_ldm["ldm"]), "--split", "test",
+                     "--limit", "8", "--train-clips", "8", "--resamples", "10",
+                     "--long-inputs", "1", "--long-seconds", "6", "--emotion-scales", "0,1",
+                     "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| model |" in printed and "emotion guidance scale" in printed
+    report = json.loads((out / "report.json").read_text())
+    rows = report["rows"]
+    assert list(rows) == ["ground truth", "random clip", "mean pose", "audio retrieval",
+                          "VAE reconstruction", "model"]
+    assert rows["ground truth"]["fgd"]["value"] < 1e-6
+    assert rows["ground truth"]["lip_sync_lve"]["value"] == 0.0
+    assert rows["mean pose"]["diversity"]["value"] < 1e-9
+    assert rows["mean pose"]["beat_alignment"]["value"] == 0.0
+    for row in rows.values():
+        assert {"fgd", "beat_alignment", "diversity", "emotion_accuracy",
+                "lip_sync_lve"} <= set(row)
+        assert row["fgd"]["low"] <= row["fgd"]["high"]
+    seam = rows["model"]["seam_jerk_ratio"]
+    assert seam["protocol"]["seconds"] == 6 and np.isfinite(seam["value"])
+    assert set(report["emotion_guidance"]) == {"0.0", "1.0"}
+    assert (out / "frames.png").is_file() and (out / "emotion_guidance.png").is_file()

@@ -3,8 +3,12 @@
 Encoder: standardise the frames (`FrameNorm`), fold `downsample` frames into one token (a
 strided linear map, i.e. a convolution with kernel = stride), a bidirectional transformer
 over the tokens (rotary positions, padding masked), a Gaussian per latent step (mean and
-log-variance). Decoder: latents -> tokens -> a bidirectional transformer -> each token
-unfolded into `downsample` standardised frames. Body and face are one frame vector, so one
+log-variance). Decoder: latents -> tokens -> a bidirectional transformer -> the
+token states linearly interpolated to the frame rate (a token sits at the centre of its
+frames) -> a per-frame MLP -> standardised frames. Interpolating before the MLP keeps the
+output continuous across token boundaries: unfolding each token into its own frames with a
+linear map leaves a jump every `downsample` frames, which shows as jitter (extra speed minima,
+inflated speeds) in every motion metric. Body and face are one frame vector, so one
 latent sequence carries both streams.
 """
 
@@ -59,6 +63,20 @@ def latent_mask(mask_BxT, downsample: int):
     return rearrange(mask_BxT, "b (n k) -> b n k", k=downsample).max(-1)
 
 
+def interpolate_tokens(h_BxNxE, k: int, valid_B):
+    """[B, N * k, E]: token n sits at frame n * k + (k - 1) / 2; frames between two centres
+    mix them linearly, frames outside the first / last valid centre copy it."""
+    b, n, _ = h_BxNxE.shape
+    pos = (jnp.arange(n * k, dtype=jnp.float32) - (k - 1) / 2) / k
+    last = jnp.maximum(valid_B, 1)[:, None] - 1                          # [B, 1]
+    pos = jnp.clip(pos[None], 0.0, last.astype(jnp.float32))            # [B, T]
+    i0 = jnp.floor(pos).astype(jnp.int32)
+    i1 = jnp.minimum(i0 + 1, last)
+    w = (pos - i0)[..., None]
+    take = lambda i: jnp.take_along_axis(h_BxNxE, i[..., None], axis=1)
+    return (1 - w) * take(i0) + w * take(i1)
+
+
 class MotionVAE(nnx.Module):
     """frame_dim: values per frame (385 for data.motion_data's body + face frames)."""
 
@@ -72,7 +90,8 @@ class MotionVAE(nnx.Module):
         self.to_latent = Dense(e_enc, 2 * c, in_axes="embed", out_axes=None, **kw)
         self.from_latent = Dense(c, e_dec, in_axes=None, out_axes="embed", **kw)
         self.decoder = Transformer(cfg.decoder, rngs=rngs)
-        self.unfold = Dense(e_dec, (k, frame_dim), in_axes="embed", out_axes=(None, None), **kw)
+        self.frame_hidden = Dense(e_dec, e_dec, in_axes="embed", out_axes="embed", **kw)
+        self.frame_out = Dense(e_dec, frame_dim, in_axes="embed", out_axes=None, **kw)
 
     def encode(self, frames_BxTxD, mask_BxT):
         """(mean, log-variance) [B, N, C] of standardised frames' latents; T = N * downsample."""
@@ -87,7 +106,8 @@ class MotionVAE(nnx.Module):
         seg = (jnp.ones(z_BxNxC.shape[:2], jnp.int32) if latent_mask_BxN is None
                else latent_mask_BxN.astype(jnp.int32))
         h, _ = self.decoder(self.from_latent(z_BxNxC), segment_ids=seg)
-        return rearrange(self.unfold(h), "b n k d -> b (n k) d")
+        h = interpolate_tokens(h, self.cfg.downsample, seg.sum(1))
+        return self.frame_out(jax.nn.gelu(self.frame_hidden(h)))
 
     def decode(self, z_BxNxC, latent_mask_BxN=None):
         """Frames [B, N * downsample, 385] in the data's units."""
