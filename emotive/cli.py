@@ -37,6 +37,10 @@ COMMANDS = {
                "side by side, face blendshape plots (no Blender)"),
     "motion": ("emotive.commands.motion", "body and face motion for speech from a motion LDM "
                "(SMPL-X npz, face npz, BVH, ARKit CSV, stick-figure render)"),
+    "release": ("emotive.commands.release", "a trained run -> a self-verifying bundle "
+                "(safetensors, config.json, model card, SHA256SUMS)"),
+    "bundle": ("emotive.commands.bundle", "verify a release bundle against its SHA256SUMS, "
+               "or describe it (family, parameters, files, card metrics)"),
     "quickstart": ("emotive.commands.quickstart", "the whole pipeline on the embedded corpus: "
                    "corpus, codec, TTS LM, emotional samples, report (~9 minutes on 2 cores)"),
 }

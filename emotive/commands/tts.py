@@ -5,12 +5,15 @@
         [--num-samples N] [--seed S] [--temperature 0.8] [--top-p 0.95] [--top-k 0] \
         [--max-seconds 20] [--emotion-scale 2] [--text-scale 1.5] --out out.wav
 
+    emotive tts "Hello there." --bundle releases/tts-small --emotion happy --out out.wav
+
 Writes out.wav, and out-1.wav, out-2.wav ... when --num-samples > 1 (16 kHz, 16-bit).
 --ckpt is the workdir of `emotive train tts`, --codec that of `emotive train codec` (or
-their checkpoints/ or a step folder). With --ref and --ref-text the voice of the reference
-recording (at most 15 s) is continued. --emotion-scale and --text-scale are
-classifier-free guidance scales (1: off): above 1 the emotion (or the words) are followed
-more strongly, at the cost of one more decoding row each.
+their checkpoints/ or a step folder), or release bundles; --bundle is a TTS bundle that
+holds its codec (`emotive release TTS_RUN OUT --codec CODEC`). With --ref and --ref-text
+the voice of the reference recording (at most 15 s) is continued. --emotion-scale and
+--text-scale are classifier-free guidance scales (1: off): above 1 the emotion (or the
+words) are followed more strongly, at the cost of one more decoding row each.
 """
 
 from __future__ import annotations
@@ -20,8 +23,12 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", help="the text to speak (long text is split into sentences)")
-    parser.add_argument("--ckpt", required=True, help="TTS run dir, checkpoints/ or step dir")
-    parser.add_argument("--codec", required=True, help="codec run dir, checkpoints/ or step dir")
+    parser.add_argument("--ckpt", default=None,
+                        help="TTS run dir, checkpoints/, step dir or release bundle")
+    parser.add_argument("--codec", default=None,
+                        help="codec run dir, checkpoints/, step dir or release bundle")
+    parser.add_argument("--bundle", default=None, help="a TTS release bundle holding its "
+                        "codec in codec/ (instead of --ckpt and --codec)")
     parser.add_argument("--emotion", default=None,
                         help="emotion tag, e.g. happy (default: none, the model's choice)")
     parser.add_argument("--intensity", type=int, default=2, help="emotion intensity level")
@@ -49,10 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from emotive.codecs.sentences import check_text
     from emotive.configs.codec import SAMPLE_RATE
     from emotive.errors import UserError
-    from emotive.infer.codec import load_codec
     from emotive.infer.sampling import SamplingConfig
-    from emotive.infer.tts import guidance_drops, output_paths, synthesize
-    from emotive.infer.tts_model import load_tts
+    from emotive.infer.tts import guidance_drops, load_pipeline, output_paths, synthesize
 
     check_text(args.text)  # the cheap checks first, before any checkpoint is read
     paths = output_paths(args.out, max(args.num_samples, 1))
@@ -65,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
     guidance_drops(args.text_scale, args.emotion_scale)  # bad scales fail before loading
     if args.emotion_scale != 1.0 and args.emotion is None:
         raise UserError("--emotion-scale needs --emotion (the tag it strengthens)")
-    lm = load_tts(args.ckpt)
-    codec = load_codec(args.codec)
+    if args.bundle is not None and (args.ckpt or args.codec):
+        raise UserError("--bundle holds the TTS model and its codec; leave out --ckpt/--codec")
+    if args.bundle is None and args.ckpt is None:
+        raise UserError("pass --ckpt TTS_RUN --codec CODEC_RUN, or --bundle TTS_BUNDLE")
+    lm, codec = load_pipeline(args.bundle or args.ckpt, args.codec)
     issues: list[str] = []
     waves = synthesize(lm, codec, args.text, emotion=args.emotion, intensity=args.intensity,
                        ref_wav=args.ref, ref_text=args.ref_text, num_samples=args.num_samples,

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from emotive.configs.common import SAMPLE_RATE
 from emotive.data.emotions import CONDITIONS
 from emotive.data.pipeline import whole_clip_batches
+from emotive.infer.bundle import is_bundle
 from emotive.metrics.recognition import error_counts
 
 
@@ -77,9 +78,14 @@ def by_condition(conditions, unknown: str | None = "unknown") -> dict[str, np.nd
 def eval_dir(ckpt, kind: str, split: str, step: int) -> pathlib.Path:
     """RUN_DIR/eval-KIND-SPLIT-STEP, where `ckpt` is a run dir, its checkpoints/ or a step dir.
 
-    The default output folder of every `emotive eval` command, beside checkpoints/.
+    The default output folder of every `emotive eval` command, beside checkpoints/. For a
+    release bundle it is the sibling BUNDLE-eval-KIND-SPLIT-STEP: a file written inside the
+    bundle would fail its SHA256SUMS check.
     """
     path = pathlib.Path(ckpt)
+    if is_bundle(path):
+        path = path.absolute()
+        return path.parent / f"{path.name}-eval-{kind}-{split}-{step}"
     if path.name.isdigit() and path.parent.name == "checkpoints":
         path = path.parent
     run_dir = path.parent if path.name == "checkpoints" else path

@@ -1,1 +1,1 @@
-"""Hugging Face import/export, safetensors/config readers; release bundles later."""
+"""Hugging Face import/export, safetensors/config readers, release bundles (release.py)."""

@@ -26,6 +26,8 @@ from emotive.configs.codec import SAMPLE_RATE, CodecConfig
 from emotive.data.encoded import load_encoded, save_encoded  # noqa: F401 (the table's I/O)
 from emotive.data.pipeline import split_speakers, whole_clip_batches
 from emotive.errors import UserError
+from emotive.infer.bundle import is_bundle
+from emotive.infer.loading import load_bundle
 from emotive.infer.predictor import Predictor, bucket_length
 from emotive.models.codec import Codec
 from emotive.train.checkpoint import latest_step_dir, read_config, restore_params
@@ -49,7 +51,11 @@ class LoadedCodec(Predictor):
 
     @classmethod
     def load(cls, ckpt, tasks=None) -> "LoadedCodec":
-        """The newest checkpoint under `ckpt` (a run dir, its checkpoints/ or a step dir)."""
+        """The newest checkpoint under `ckpt` (a run dir, its checkpoints/ or a step dir),
+        or a codec release bundle (its generator, verified; see emotive/infer/bundle.py)."""
+        if is_bundle(ckpt):
+            trained = load_bundle(ckpt, ("codec",))
+            return cls(trained.cfg, trained.model, trained.step, trained.step_dir)
         step_dir = latest_step_dir(ckpt)
         raw = read_config(step_dir)
         if raw.get("task") != "codec":

@@ -7,19 +7,26 @@ The task's own `make_model` builds the module abstractly (no memory), then the s
 parameters (group "model") and non-parameter variables (`rest`: batch-norm statistics,
 carried state) are read into it. Optimiser state is never read. A checkpoint of another
 task, a damaged one or one of a different config gives a one-line UserError.
+
+`ckpt` may also be a release bundle (emotive/infer/bundle.py: SHA256SUMS + config.json),
+so every predictor's `.load` and every `--ckpt` takes one: its files are verified against
+SHA256SUMS and its tensors checked against the model before they are used.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from emotive import configs
 from emotive.configs import base
 from emotive.errors import UserError
+from emotive.infer import bundle
 from emotive.train.checkpoint import latest_step_dir, read_config, restore_subset
 
 
@@ -48,6 +55,8 @@ def load_trained(ckpt, *, task: str | tuple[str, ...], experiment: str | None = 
     from emotive.train.tasks import make_task  # the task builds the model it trained
 
     tasks = (task,) if isinstance(task, str) else tuple(task)
+    if bundle.is_bundle(ckpt):
+        return load_bundle(ckpt, tasks)
     step_dir = latest_step_dir(ckpt)
     raw = read_config(step_dir)
     if raw.get("task") not in tasks:
@@ -70,3 +79,17 @@ def load_trained(ckpt, *, task: str | tuple[str, ...], experiment: str | None = 
     model.eval()  # batch norm uses running statistics, dropout is off
     step = int(step_dir.name) if step_dir.name.isdigit() else 0
     return Trained(cfg, model, step, step_dir)
+
+
+def load_bundle(root, tasks: tuple[str, ...]) -> Trained:
+    """A release bundle's model (verified, every tensor checked), in eval mode; `step_dir`
+    is the bundle folder and `step` the training step it was released from."""
+    root = pathlib.Path(root).absolute()
+    cfg, params_dict, rest_dict = bundle.read_bundle(root, task=tasks)
+    graphdef, params, rest = bundle.abstract_parts(cfg)
+    to_device = lambda tree: jax.tree.map(jnp.asarray, tree)
+    nnx.replace_by_pure_dict(params, to_device(params_dict))
+    nnx.replace_by_pure_dict(rest, to_device(rest_dict))
+    model = nnx.merge(graphdef, params, rest)
+    model.eval()
+    return Trained(cfg, model, bundle.bundle_step(root), root)

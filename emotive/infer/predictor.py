@@ -73,8 +73,9 @@ class Predictor:
 
     @classmethod
     def load(cls, ckpt, tasks: tuple[str, ...] | None = None):
-        """The newest checkpoint under `ckpt` (a run dir, its checkpoints/ or a step dir) of
-        one of `tasks` (default: the class's); UserError for another task's checkpoint."""
+        """The newest checkpoint under `ckpt` (a run dir, its checkpoints/ or a step dir, or
+        a release bundle) of one of `tasks` (default: the class's); UserError for another
+        task's checkpoint."""
         # orbax wants an absolute path; a relative --ckpt is common on the command line.
         trained = load_trained(pathlib.Path(ckpt).absolute(), task=tuple(tasks or cls.tasks))
         return cls(trained.cfg, trained.model, trained.step, trained.step_dir)

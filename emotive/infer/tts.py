@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-from typing import Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -40,8 +40,10 @@ from emotive.codecs.sentences import check_text, split_sentences
 from emotive.configs.codec import SAMPLE_RATE
 from emotive.errors import UserError
 from emotive.data.tts_data import drop_condition
+from emotive.infer.bundle import is_bundle
 from emotive.infer.codec import LoadedCodec
 from emotive.infer.sampling import SamplingConfig, bucket_length, generate, prepare
+from emotive.infer.tts_model import load_tts
 
 MAX_REF_SECONDS = 15.0  # Llasa's prompts are a few seconds; longer ones crowd out the text
 MIN_REF_SECONDS = 0.5
@@ -144,6 +146,36 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
     pieces = {(plan.units[u], j): audio[r] for r, (u, j) in enumerate(rows)}
     return [[join_sentences([pieces[(k, i), j] for i in range(len(plan.sentences[k]))])
              for j in range(num_samples)] for k in range(len(texts))]
+
+
+class TTSPipeline(NamedTuple):
+    """A TTS LM with the codec it speaks through: what `emotive tts` speaks with, and what
+    `emotive.load(tts_bundle, codec=codec_bundle)` (or a TTS bundle holding codec/) returns.
+
+        tts = emotive.load("releases/tts-small")
+        waves = tts.synthesize("Hello there.", emotion="happy")   # `synthesize`'s options
+    """
+
+    lm: Any  # emotive.infer.tts_model.TTSModel
+    codec: LoadedCodec
+
+    def synthesize(self, text: str, **options) -> list[np.ndarray]:
+        return synthesize(self.lm, self.codec, text, **options)
+
+    def synthesize_batch(self, texts: Sequence[str], **options) -> list[list[np.ndarray]]:
+        return synthesize_batch(self.lm, self.codec, texts, **options)
+
+
+def load_pipeline(ckpt, codec=None) -> TTSPipeline:
+    """A TTS run or bundle with `codec` (a codec run or bundle; default: the TTS bundle's own
+    codec/ folder). UserError when there is no codec to speak through."""
+    if codec is None:
+        inner = pathlib.Path(ckpt) / "codec"
+        if not (is_bundle(ckpt) and is_bundle(inner)):
+            raise UserError(f"{ckpt} holds no codec/ bundle; pass the codec too (--codec, or "
+                            "emotive.load(tts, codec=CODEC))")
+        codec = inner
+    return TTSPipeline(load_tts(ckpt), LoadedCodec.load(codec))
 
 
 def join_sentences(pieces: Sequence[np.ndarray]) -> np.ndarray:

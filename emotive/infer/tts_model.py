@@ -5,7 +5,8 @@
     logits = model(jnp.asarray([prompt]))                    # CausalLM, [1, T, vocab_size]
 
 The vocabulary travels inside each checkpoint (see `emotive.train.tasks.tts`), so it is
-always the one this model was trained with; `vocab.save(dir)` writes it out for a release.
+always the one this model was trained with; `vocab.save(dir)` writes it out for a release,
+and a release bundle (`emotive release`) is read with its tts_vocab.json + tokenizer.json.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import NamedTuple
 
 from emotive.codecs.text import TTSVocab
 from emotive.configs.tts import TTSConfig
+from emotive.data.espeak import phonemize
 from emotive.data.tts_data import read_checkpoint_vocab
 from emotive.errors import UserError
+from emotive.infer.bundle import is_bundle
 from emotive.infer.loading import load_trained
 from emotive.models.lm import CausalLM
 
@@ -32,7 +35,10 @@ class TTSModel(NamedTuple):
     def load(cls, ckpt_dir, tasks=("tts",)) -> "TTSModel":
         """The newest checkpoint under `ckpt_dir` of `emotive train tts` (see load_tts)."""
         trained = load_trained(ckpt_dir, task=tuple(tasks))
-        vocab = read_checkpoint_vocab(trained.step_dir)
+        if is_bundle(trained.step_dir):  # a release: tts_vocab.json + tokenizer.json
+            vocab = TTSVocab.load(trained.step_dir, phonemizer=phonemize)
+        else:
+            vocab = read_checkpoint_vocab(trained.step_dir)
         if vocab.vocab_size != trained.model.vocab_size:
             raise UserError(f"checkpoint {trained.step_dir}: its vocabulary has "
                             f"{vocab.vocab_size} ids but the model {trained.model.vocab_size}; "

@@ -1,0 +1,534 @@
+"""`emotive release`: a trained run -> a self-verifying bundle with a model card.
+
+    release("runs/ser-base", "releases/ser-base", eval_reports=["runs/ser-base/eval-ser-test-3000"])
+    release("runs/tts-small", "releases/tts-small", dtype="bfloat16", codec="runs/codec-base")
+
+The bundle (format: emotive/infer/bundle.py) holds the released module's parameters and
+non-parameter variables only (no optimiser or iterator state) as safetensors, sharded above
+`shard_bytes`; config.json; a TTS run's vocabulary (tts_vocab.json, tokenizer.json); with
+`codec=` a TTS pipeline bundle also holds the codec's bundle in codec/; README.md, a model
+card whose Hugging Face YAML front matter (license, tags, pipeline tag, datasets,
+model-index) takes every metric value from the eval report JSON files given (`emotive eval
+KIND` writes them), never from typed numbers; and SHA256SUMS over everything.
+
+Memory and multi-host runs: the parameters are restored from the orbax checkpoint (sharded
+over all devices when there are several processes), then gathered to the host one tensor at
+a time (`process_allgather` per leaf; `device_get` on one process) and streamed into the
+safetensors file, so the host holds one tensor, never a second copy of the model. Every
+process runs the release (the gathers are collective); only process 0 writes, into
+OUT.partial, renamed to OUT when complete, so a half-written bundle never looks finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import shlex
+import shutil
+import subprocess
+
+import jax
+import numpy as np
+import yaml
+
+from emotive import configs, registry
+from emotive.configs import base
+from emotive.errors import UserError
+from emotive.infer import bundle
+from emotive.train.checkpoint import latest_step_dir, read_config, restore_subset
+
+DEFAULT_SHARD_BYTES = 2 * 10**9  # model-0000i-of-0000n.safetensors above this
+DTYPES = ("float32", "bfloat16")
+LICENSE = "apache-2.0"  # the repository states no other licence
+
+
+@dataclasses.dataclass(frozen=True)
+class Card:
+    """What a family's model card says beside the numbers."""
+
+    title: str
+    pipeline_tag: str | None
+    task_type: str  # model-index task type
+    tags: tuple[str, ...]
+    # (metric type, display name, path of keys into the eval report JSON)
+    metrics: tuple[tuple[str, str, tuple[str, ...]], ...]
+    usage: tuple[str, ...]  # shell lines; {b} is the bundle path
+    python: str  # one Python line; {b} is the bundle path
+    limitations: str
+
+
+_SYNTHETIC = ("Trained on the data listed under Data; with the embedded corpus that is synthetic "
+              "eSpeak NG speech (a few dozen voices, emotions rendered by DSP presets), so "
+              "it is not expected to work on natural recordings without further training.")
+_EMOTION_METRICS = (("uar", "UAR (8 emotions)", ("overall", "uar")),
+                    ("accuracy", "accuracy", ("overall", "accuracy")),
+                    ("ccc_arousal", "CCC arousal", ("overall", "ccc", "arousal")),
+                    ("ccc_dominance", "CCC dominance", ("overall", "ccc", "dominance")),
+                    ("ccc_valence", "CCC valence", ("overall", "ccc", "valence")))
+
+CARDS: dict[str, Card] = {
+    "codec": Card(
+        "speech codec", "audio-to-audio", "audio-to-audio",
+        ("audio", "speech-codec", "fsq"),
+        (("stoi", "STOI", ("stoi",)), ("pesq_wb", "PESQ WB", ("pesq_wb",)),
+         ("pesq_nb", "PESQ NB", ("pesq_nb",)), ("mel_distance", "mel distance",
+                                                ("mel_distance",)),
+         ("si_sdr", "SI-SDR (dB)", ("si_sdr",)),
+         ("codebook_usage", "codebook usage", ("codebook_usage",))),
+        ("emotive codec encode in.wav --ckpt {b} --out codes.npy",
+         "emotive codec decode codes.npy --ckpt {b} --out out.wav"),
+        "codec = emotive.load({b!r}); audio = codec.decode(codec.encode(x_BxT)[0])",
+        _SYNTHETIC + " Single-codebook FSQ at 50 codes per second of 16 kHz audio."),
+    "tts": Card(
+        "emotional TTS language model", "text-to-speech", "text-to-speech",
+        ("text-to-speech", "llasa", "emotion"),
+        (("cer", "CER (TTS, judged by ASR)", ("intelligibility", "tts", "cer")),
+         ("wer", "WER (TTS, judged by ASR)", ("intelligibility", "tts", "wer")),
+         ("emotion_accuracy", "emotion accuracy (judged by SER)",
+          ("emotion_accuracy", "tts"))),
+        ('emotive tts "Hello there." --ckpt {b} --codec CODEC_BUNDLE --emotion happy '
+         '--out out.wav',),
+        "tts = emotive.load({b!r}, codec='CODEC_BUNDLE'); waves = tts.synthesize('Hello.', "
+        "emotion='happy')",
+        _SYNTHETIC + " Speaks through the codec it was trained on only; the CER and emotion "
+        "accuracy are judged by the project's own recognisers, not by people."),
+    "ser": Card(
+        "speech emotion recogniser", "audio-classification", "audio-classification",
+        ("audio-classification", "speech-emotion-recognition", "wav2vec2"), _EMOTION_METRICS,
+        ("emotive classify in.wav --ckpt {b}",),
+        "ser = emotive.load({b!r}); out = ser.predict(audio_BxT)  # adv, probs",
+        _SYNTHETIC + " Eight emotion categories and arousal/dominance/valence."),
+    "student": Card(
+        "distilled speech emotion student (Wav2Small)", "audio-classification",
+        "audio-classification", ("audio-classification", "speech-emotion-recognition",
+                                 "distillation"),
+        _EMOTION_METRICS + tuple(
+            (f"ccc_vs_teacher_{d}", f"CCC vs teacher {d}", ("overall", "ccc_vs_teacher", d))
+            for d in ("arousal", "dominance", "valence")),
+        ("emotive classify in.wav --ckpt {b}",),
+        "student = emotive.load({b!r}); out = student.predict(audio_BxT)",
+        _SYNTHETIC + " Distilled from a SER teacher, which bounds its accuracy."),
+    "speaker": Card(
+        "speaker encoder", None, "speaker-verification",
+        ("audio", "speaker-verification", "speaker-embedding"),
+        (("eer", "EER (cosine, all pairs)", ("overall", "eer")),),
+        (),
+        "enc = emotive.load({b!r}); emb_BxD = enc.embed(audio_BxT)",
+        _SYNTHETIC + " Unit-length embeddings scored by cosine; the EER is over all pairs "
+        "of held-out speakers' utterances."),
+    "asr": Card(
+        "CTC speech recogniser", "automatic-speech-recognition",
+        "automatic-speech-recognition", ("automatic-speech-recognition", "ctc"),
+        (("cer", "CER (greedy)", ("overall", "cer")), ("wer", "WER (greedy)",
+                                                      ("overall", "wer"))),
+        ("emotive transcribe in.wav --ckpt {b}",),
+        "asr = emotive.load({b!r}); texts = asr.transcribe(audio_BxT)",
+        _SYNTHETIC + " Lower-case characters without punctuation; the figures are greedy "
+        "decoding unless the report says otherwise."),
+    "motion_vae": Card(
+        "motion VAE", None, "motion-autoencoding", ("motion", "smpl-x", "vae"), (), (),
+        "vae = emotive.load({b!r})",
+        "Trained on the motion corpus named below (the embedded corpus is procedural motion "
+        "planted on synthetic speech)."),
+}
+
+
+# ------------------------------------------------------------------------ eval reports
+
+def _lookup(report: dict, path: tuple[str, ...]):
+    value = report
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def read_report(path, family: str) -> dict:
+    """An eval report (report.json, or a folder holding one) of `family`, as
+    {"file", "dataset", "split", "step", "metrics": [(type, name, value)]}; UserError if it
+    is unreadable, of another family or holds none of the family's card metrics."""
+    card = CARDS[family]
+    p = pathlib.Path(path)
+    if p.is_dir():
+        p = p / "report.json"
+    if not p.is_file():
+        raise UserError(f"--eval {path}: no report.json there; pass the output folder of "
+                        f"`emotive eval {family}`")
+    try:
+        report = json.loads(p.read_text())
+        if not isinstance(report, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--eval {p}: unreadable report ({str(exc)[:120]})") from None
+    if "task" in report and report["task"] != family:
+        raise UserError(f"--eval {p} is a report of {report['task']!r}, not {family!r}")
+    metrics = []
+    for kind, name, keys in card.metrics:
+        value = _lookup(report, keys)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            metrics.append((kind, name, value))
+    if not metrics:
+        wanted = ", ".join(".".join(k) for _, _, k in card.metrics) or "none defined"
+        raise UserError(f"--eval {p} holds none of the metrics of a {family} card ({wanted}); "
+                        f"pass a report of `emotive eval {family}`")
+    return {"file": str(p), "dataset": report.get("dataset") or "unspecified",
+            "split": report.get("split") or "unspecified",
+            "step": report.get("step", report.get("tts_step")), "metrics": metrics}
+
+
+# ------------------------------------------------------------------------ the card
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def _set_text(value) -> str | None:
+    """A config value as --set writes it (None when --set cannot express it)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        if any(isinstance(v, (dict, list, tuple)) for v in value):
+            return None
+        return ",".join(_set_text(v) for v in value)
+    return str(value)
+
+
+def training_command(cfg) -> str:
+    """`emotive train FAMILY --preset P --set ...`: the nearest preset and the keys in which
+    the run's config differs from it (the config does not record the command itself)."""
+    flat = _flat(base.to_dict(cfg))
+    best = None
+    for name, make in configs.presets(cfg.task).items():
+        try:
+            preset = _flat(base.to_dict(make()))
+        except UserError:
+            continue
+        diff = [k for k in flat if preset.get(k, object()) != flat[k]]
+        if best is None or len(diff) < len(best[1]):
+            best = (name, diff)
+    name, diff = best
+    sets, unset = [], []
+    for key in diff:
+        text = _set_text(flat[key])
+        if text is None:
+            unset.append(key)
+        else:
+            sets.append(f"{key}={text}")
+    words = ["emotive", "train", cfg.task, "--preset", name] + (["--set", *sets] if sets else [])
+    command = shlex.join(words)
+    if unset:
+        command += f"  # and {', '.join(unset)} as in config.json (not expressible by --set)"
+    return command
+
+
+def git_commit() -> str:
+    """The commit of the emotive source tree writing the bundle ("unknown" outside git)."""
+    where = pathlib.Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], check=True,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain",
+                                "--untracked-files=no"], check=True, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" (with uncommitted changes)" if dirty else "") if head else "unknown"
+
+
+def _data_lines(cfg) -> list[str]:
+    data = _flat(base.to_dict(cfg.data)) if hasattr(cfg, "data") else {}
+    shown = {k: v for k, v in data.items() if isinstance(v, str) and v}
+    lines = [f"- `data.{k}`: `{v}`" for k, v in shown.items()]
+    if any(v == "emotive_speech" for v in shown.values()) or cfg.task == "tts":
+        lines.append("- the embedded corpus: `emotive data synth --preset tiny|full|wide|lexicon "
+                     "--out CORPUS`, then `emotive data build emotive_speech --src CORPUS --out "
+                     "DATA_DIR`" + (" and `emotive codec encode-split` per split (the TTS "
+                                    "training tables)" if cfg.task == "tts" else ""))
+    return lines or ["- see config.json"]
+
+
+def front_matter(name: str, family: str, cfg, reports: list[dict]) -> dict:
+    card = CARDS[family]
+    trained_on = getattr(getattr(cfg, "data", None), "dataset", None)
+    datasets = {r["dataset"] for r in reports if r["dataset"] != "unspecified"}
+    datasets = sorted(datasets | ({trained_on} if isinstance(trained_on, str) else set()))
+    meta = {"license": LICENSE, "library_name": "emotive",
+            "tags": ["emotive", "jax", "flax", *card.tags]}
+    if card.pipeline_tag:
+        meta["pipeline_tag"] = card.pipeline_tag
+    if datasets:
+        meta["datasets"] = datasets
+    results = []
+    for r in reports:
+        results.append({
+            "task": {"type": card.task_type, "name": card.title},
+            "dataset": {"type": r["dataset"], "name": f"{r['dataset']} ({r['split']})",
+                        "split": r["split"]},
+            "metrics": [{"type": kind, "name": label, "value": value}
+                        for kind, label, value in r["metrics"]]})
+    if results:
+        meta["model-index"] = [{"name": name, "results": results}]
+    return meta
+
+
+def write_card(path: pathlib.Path, name: str, family: str, cfg, *, step: int, dtype: str,
+               counts: dict, reports: list[dict], source: pathlib.Path,
+               codec_note: str = "") -> None:
+    card = CARDS[family]
+    meta = front_matter(name, family, cfg, reports)
+    b = name
+    lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---",
+             "", f"# {name}: {card.title}", "",
+             f"An emotive `{family}` model at training step {step}: {counts['parameters']:,} "
+             f"parameters stored as {dtype} ({counts['bytes'] / 2**20:.2f} MiB of weights)."
+             + codec_note, "", "## Use", "", "```bash", f"emotive bundle verify {b}"]
+    usage, python = card.usage, card.python
+    if codec_note:  # a TTS bundle that holds its codec speaks alone
+        usage = ('emotive tts "Hello there." --bundle {b} --emotion happy --out out.wav',)
+        python = "tts = emotive.load({b!r}); waves = tts.synthesize('Hello.', emotion='happy')"
+    lines += [u.format(b=b) for u in usage]
+    lines += ["```", "", "```python", "import emotive", "", python.format(b=b), "```", "",
+              "Loading checks every file against SHA256SUMS first and every tensor against the "
+              "model config.json builds; nothing is unpickled. Every `--ckpt` takes the "
+              "bundle as it takes a training run.", ""]
+    lines += ["## Results", ""]
+    if reports:
+        lines += ["| metric | value | dataset | split | report step |",
+                  "| --- | --- | --- | --- | --- |"]
+        for r in reports:
+            lines += [f"| {label} | {value:.6g} | {r['dataset']} | {r['split']} | {r['step']} |"
+                      for _, label, value in r["metrics"]]
+        lines += ["", "Read from the eval reports given to `emotive release --eval` "
+                  f"({', '.join(pathlib.Path(r['file']).parent.name for r in reports)})."]
+    else:
+        lines += ["No eval report was given to `emotive release --eval`; no figures are "
+                  "claimed."]
+    lines += ["", "## Training", "", "```bash", training_command(cfg), "```", "",
+              f"- released from `{source}` (step {step})",
+              f"- code: git commit {git_commit()}", "", "## Data", ""] + _data_lines(cfg)
+    lines += ["", "## Limitations", "", card.limitations, "",
+              "## Files", "", "- `model.safetensors` (or shards and an index): `params/<path>` "
+              "parameters, `rest/<path>` batch-norm statistics and other non-parameter state",
+              "- `config.json`: the resolved experiment config",
+              "- `SHA256SUMS`: checked by `emotive bundle verify` and on every load", ""]
+    path.write_text("\n".join(lines))
+
+
+# ------------------------------------------------------------------------ release
+
+def _source_paths(family: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Where the released module's params and rest sit in the saved train state."""
+    if family == "codec":
+        return ("params", "generator", "codec"), ("rest", "codec")
+    return ("params", "model"), ("rest",)
+
+
+def _nest(path: tuple[str, ...], tree) -> dict:
+    for key in reversed(path):
+        tree = {key: tree}
+    return tree
+
+
+def _pluck(tree, path: tuple[str, ...]):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _release_mesh():
+    """All devices on one axis: each leaf is sharded where it divides (multi-host only)."""
+    from emotive.configs.common import MeshConfig
+    from emotive.train.mesh import make_mesh
+
+    return make_mesh(MeshConfig(data=1, fsdp=-1, tensor=1))
+
+
+def _targets(state, mesh):
+    """ShapeDtypeStructs of an abstract nnx.State (with shardings on `mesh`)."""
+    shapes = state.to_pure_dict()
+    if mesh is None:
+        return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), shapes)
+    from emotive.train.mesh import state_shardings
+
+    shardings = state_shardings(state, mesh).to_pure_dict()
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                        shapes, shardings)
+
+
+def _to_host(x) -> np.ndarray:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+
+
+def _read_run(run) -> tuple[pathlib.Path, object]:
+    step_dir = latest_step_dir(pathlib.Path(run).absolute())
+    raw = read_config(step_dir)
+    family = raw.get("task")
+    if family not in CARDS:
+        have = ", ".join(CARDS)
+        raise UserError(f"{run} is a {family!r} run; `emotive release` takes runs of {have}"
+                        + (" (a motion_ldm bundle would need its VAE and condition encoders "
+                           "inside; not yet)" if family == "motion_ldm" else ""))
+    if registry.family(family).predictor is None:
+        raise UserError(f"family {family!r} has no predictor to load a bundle with")
+    return step_dir, base.from_dict(bundle.config_class(family), raw)
+
+
+def _prepare_out(out: pathlib.Path) -> pathlib.Path:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out} already exists and is not empty; pass a new folder (bundles "
+                        "are never overwritten)")
+    partial = out.with_name(out.name + ".partial")
+    if jax.process_index() == 0:
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir(parents=True)
+    return partial
+
+
+def _finish(partial: pathlib.Path, out: pathlib.Path) -> None:
+    if out.exists():
+        out.rmdir()  # empty (checked before)
+    os.replace(partial, out)
+
+
+def _sync(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+def write_weights(root: pathlib.Path | None, step_dir: pathlib.Path, cfg, *, dtype: str,
+                  shard_bytes: int | None, step: int, sharded: bool | None = None) -> dict:
+    """Streams the released module's tensors from the checkpoint into `root` (None: a
+    process other than 0, which gathers but writes nothing); returns counts and bytes.
+    `sharded` (default: with several processes) restores over all devices first."""
+    family = cfg.task
+    _, params, rest = bundle.abstract_parts(cfg)
+    sharded = jax.process_count() > 1 if sharded is None else sharded
+    mesh = _release_mesh() if sharded else None
+    params_at, rest_at = _source_paths(family)
+    item = _nest(params_at[1:], _targets(params, mesh))
+    item = {"params": item}
+    rest_targets = _targets(rest, mesh)
+    if jax.tree.leaves(rest_targets):
+        item["rest"] = _nest(rest_at[1:], rest_targets)
+    restored = restore_subset(step_dir, item)
+    leaves = dict(bundle.flat_keys(bundle.PARAMS, _pluck(restored, params_at)))
+    if "rest" in item:
+        leaves.update(bundle.flat_keys(bundle.REST, _pluck(restored, rest_at)))
+    del restored  # `leaves` holds the only references; each is dropped once written
+
+    def stored_code(key, leaf) -> str:
+        floating = np.issubdtype(np.dtype(leaf.dtype), np.floating)
+        if dtype == "bfloat16" and floating and key.startswith(bundle.PARAMS + "/"):
+            return "BF16"
+        return bundle.dtype_code(leaf.dtype)
+
+    entries = [(key, tuple(leaf.shape), stored_code(key, leaf)) for key, leaf in
+               sorted(leaves.items())]
+    codes = {key: code for key, _, code in entries}
+
+    def fetch(key):
+        host = _to_host(leaves.pop(key))
+        return host.astype(bundle.DTYPES[codes[key]]) if root is not None else None
+
+    shards = bundle.plan_shards(entries, shard_bytes)
+    names = bundle.shard_names(len(shards))
+    metadata = {"format": "pt", "task": family, "step": str(step), "dtype": dtype}
+    for name, shard in zip(names, shards):
+        bundle.write_safetensors(root / name if root is not None else None, shard, fetch,
+                                 metadata)
+    if root is not None and len(shards) > 1:
+        index = {"metadata": {"total_size": sum(bundle.nbytes(s, c) for _, s, c in entries)},
+                 "weight_map": {key: name for name, shard in zip(names, shards)
+                                for key, _, _ in shard}}
+        (root / bundle.INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+    params_entries = [(s, c) for k, s, c in entries if k.startswith(bundle.PARAMS + "/")]
+    return {"parameters": sum(math.prod(s) for s, _ in params_entries),
+            "bytes": sum(bundle.nbytes(s, c) for s, c in params_entries)}
+
+
+def _add_codec(root, codec_dir: pathlib.Path, codec, reports, dtype, shard_bytes) -> None:
+    """A TTS pipeline bundle's codec/: a codec bundle copied (verified), or a codec run
+    released there."""
+    if bundle.is_bundle(codec):
+        if root is not None:
+            bundle.verify_bundle(codec)
+            if bundle.read_config(pathlib.Path(codec)).task != "codec":
+                raise UserError(f"--codec {codec} is not a codec bundle")
+            shutil.copytree(codec, codec_dir)
+        return
+    step_dir = latest_step_dir(pathlib.Path(codec).absolute())
+    if read_config(step_dir).get("task") != "codec":
+        raise UserError(f"--codec {codec} is not a codec run or bundle")
+    release(codec, codec_dir, eval_reports=reports, dtype=dtype, shard_bytes=shard_bytes)
+
+
+def release(run, out, *, eval_reports=(), dtype: str = "float32",
+            shard_bytes: int | None = DEFAULT_SHARD_BYTES, codec=None,
+            codec_eval_reports=()) -> pathlib.Path:
+    """Writes the bundle of `run`'s newest checkpoint to `out` (a new folder); returns it.
+
+    `eval_reports`: report.json files (or their folders) of `emotive eval FAMILY` whose
+    figures the card states. `dtype="bfloat16"` stores floating parameters as BF16 (loading
+    casts them back). `codec` (TTS only): a codec run or codec bundle copied into codec/, so
+    the bundle speaks alone (`emotive.load(bundle)`, `emotive tts --bundle`).
+    """
+    if dtype not in DTYPES:
+        raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    step_dir, cfg = _read_run(run)
+    family = cfg.task
+    if codec is not None and family != "tts":
+        raise UserError(f"a codec goes into TTS bundles only; {run} is a {family} run")
+    step = int(step_dir.name) if step_dir.name.isdigit() else 0
+    reports = [read_report(p, family) for p in eval_reports]  # bad input before any work
+    for r in reports:
+        if r["step"] is not None and r["step"] != step:
+            raise UserError(f"--eval {r['file']} evaluated step {r['step']}, but the released "
+                            f"checkpoint is step {step}; evaluate the checkpoint released")
+    vocab = None
+    if family == "tts":
+        from emotive.data.tts_data import read_checkpoint_vocab
+
+        vocab = read_checkpoint_vocab(step_dir)
+    out = pathlib.Path(out).absolute()
+    partial = _prepare_out(out)
+    root = partial if jax.process_index() == 0 else None
+    try:
+        counts = write_weights(root, step_dir, cfg, dtype=dtype, shard_bytes=shard_bytes,
+                               step=step)
+        codec_note = ""
+        if codec is not None:
+            _add_codec(root, partial / "codec", codec, codec_eval_reports, dtype, shard_bytes)
+            codec_note = " The codec it speaks through is in `codec/` (a bundle of its own)."
+        if root is not None:
+            (root / bundle.CONFIG_FILE).write_text(base.to_json(cfg) + "\n")
+            if vocab is not None:
+                vocab.save(root)
+            write_card(root / bundle.CARD_FILE, out.name, family, cfg, step=step, dtype=dtype,
+                       counts=counts, reports=reports, source=step_dir, codec_note=codec_note)
+            bundle.write_sums(root)
+            _finish(partial, out)
+    finally:
+        if root is not None and partial.exists():
+            shutil.rmtree(partial)  # a failed release leaves nothing that looks like a bundle
+    _sync("emotive_release_done")
+    return out
