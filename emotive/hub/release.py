@@ -317,7 +317,7 @@ def write_card(path: pathlib.Path, name: str, family: str, cfg, *, step: int, dt
         lines += ["No eval report was given to `emotive release --eval`; no figures are "
                   "claimed."]
     lines += ["", "## Training", "", "```bash", training_command(cfg), "```", "",
-              f"- released from `{source}` (step {step})",
+              f"- released from `{_portable(source)}` (step {step})",
               f"- code: git commit {git_commit()}", "", "## Data", ""] + _data_lines(cfg)
     lines += ["", "## Limitations", "", card.limitations, "",
               "## Files", "", "- `model.safetensors` (or shards and an index): `params/<path>` "
@@ -328,6 +328,16 @@ def write_card(path: pathlib.Path, name: str, family: str, cfg, *, step: int, dt
 
 
 # ------------------------------------------------------------------------ release
+
+def _portable(path: pathlib.Path) -> str:
+    """A run path as the card states it: relative to the working directory when inside it,
+    else the run's last three path parts (never a machine's absolute path)."""
+    path = pathlib.Path(path).absolute()
+    try:
+        return path.relative_to(pathlib.Path.cwd()).as_posix()
+    except ValueError:
+        return pathlib.Path(*path.parts[-3:]).as_posix()
+
 
 def _source_paths(family: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Where the released module's params and rest sit in the saved train state."""
