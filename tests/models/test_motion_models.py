@@ -212,3 +212,26 @@ def test_silent_audio_is_refused(generator):
         generator.generate(np.zeros(32000, np.float32))
     with pytest.raises(UserError, match="at least 0.2 s"):
         generator.generate(_speech(0.1))
+
+
+def test_recogniser_content_covers_every_frame_in_chunks():
+    """asr+mel content: encoder states resampled to 30 fps beside the log-mel features; a
+    long file runs in chunks (here 1 s with 0.25 s context) and every frame gets a value."""
+    from emotive.configs import asr
+    from emotive.infer.asr import Recognizer
+    from emotive.models.asr import CtcRecognizer
+
+    cfg = asr.tiny()
+    enc = ContentEncoder("mel")
+    enc.source = "asr+mel"
+    enc.recognizer = Recognizer(cfg, CtcRecognizer(cfg.model, rngs=nnx.Rngs(0)))
+    audio = _speech(3.3, 5)
+    whole = enc(audio, 99)
+    assert whole.shape == (99, 32 + md.CONTENT_DIM_MEL) and np.isfinite(whole).all()
+    enc.CHUNK_S, enc.CONTEXT_S = 1.0, 0.25
+    chunked = enc(audio, 99)
+    assert chunked.shape == whole.shape and np.isfinite(chunked).all()
+    np.testing.assert_array_equal(chunked[:, 32:], whole[:, 32:])   # mel is not chunked
+    # Away from chunk edges the context makes chunked states close to the whole file's.
+    r = np.corrcoef(chunked[:, :32].ravel(), whole[:, :32].ravel())[0, 1]
+    assert r > 0.9
