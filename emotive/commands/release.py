@@ -2,6 +2,7 @@
 
     emotive release runs/ser-base releases/ser-base --eval runs/ser-base/eval-ser-test-3000
     emotive release runs/tts-small releases/tts-small --dtype bfloat16 --codec runs/codec-base
+    emotive release runs/tts-small releases/tts-small-hf --codec runs/codec-base --hf-llama
     emotive bundle verify releases/ser-base
 
 RUN is a training workdir (its newest checkpoint), its checkpoints/ or a step folder. OUT
@@ -10,7 +11,9 @@ an index above --shard-gb), config.json, a TTS run's vocabulary, README.md (mode
 with Hugging Face YAML front matter; its figures are read from the --eval reports, each a
 folder or report.json of `emotive eval KIND`) and SHA256SUMS. --codec (TTS only) puts the
 codec (a run, released alongside, or a bundle) into OUT/codec/, so `emotive tts --bundle
-OUT` speaks alone. Every `--ckpt` and `emotive.load(OUT)` take the bundle. See
+OUT` speaks alone. --hf-llama (TTS only) adds OUT/hf-llama/: the language model as a
+transformers LlamaForCausalLM folder (Llasa's layout; --dtype applies) with the vocabulary
+and a README on its ids. Every `--ckpt` and `emotive.load(OUT)` take the bundle. See
 emotive/hub/release.py (multi-host: run it on every process; process 0 writes).
 """
 
@@ -32,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shard model.safetensors above this many GB (default 2)")
     parser.add_argument("--codec", default=None, help="TTS only: a codec run or bundle put "
                         "into OUT/codec/")
+    parser.add_argument("--hf-llama", action="store_true",
+                        help="TTS only: also write OUT/hf-llama/, the LM as a transformers "
+                             "LlamaForCausalLM folder (Llasa's layout)")
     parser.add_argument("--codec-eval", action="extend", nargs="+", default=[],
                         metavar="REPORT_DIR",
                         help="eval reports for the codec card when --codec is a run")
@@ -46,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--shard-gb must be positive, got {args.shard_gb}")
     out = release(args.run, args.out, eval_reports=args.eval, dtype=args.dtype,
                   shard_bytes=int(args.shard_gb * 1e9), codec=args.codec,
-                  codec_eval_reports=args.codec_eval)
+                  codec_eval_reports=args.codec_eval, hf_llama=args.hf_llama)
     info = summary(out)
     total = sum(info["files"].values())
     print(f"wrote {out}: {info['task']} bundle, {info['parameters']:,} parameters "
