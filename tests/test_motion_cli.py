@@ -163,3 +163,13 @@ def test_eval_motion_table_and_its_known_answers(tiny_ldm, tmp_path, capsys):
     assert seam["protocol"]["seconds"] == 6 and np.isfinite(seam["value"])
     assert set(report["emotion_guidance"]) == {"0.0", "1.0"}
     assert (out / "frames.png").is_file() and (out / "emotion_guidance.png").is_file()
+
+
+def test_motion_vae_bundle_reconstructs_bit_identically(tiny_ldm, tmp_path):
+    from emotive.hub.release import release
+    from emotive.infer.motion import MotionAutoencoder
+
+    out = release(tiny_ldm["vae"], tmp_path / "vae-bundle")
+    frames = np.random.default_rng(0).normal(size=(37, 385)).astype(np.float32)
+    np.testing.assert_array_equal(MotionAutoencoder.load(out).reconstruct(frames),
+                                  MotionAutoencoder.load(tiny_ldm["vae"]).reconstruct(frames))

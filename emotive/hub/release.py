@@ -578,7 +578,7 @@ def _to_host(x) -> np.ndarray:
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True)).reshape(x.shape)
     return np.asarray(jax.device_get(x))
 
 

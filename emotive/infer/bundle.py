@@ -218,7 +218,7 @@ def write_safetensors(path: pathlib.Path, entries: list[tuple[str, tuple[int, ..
             array = fetch(key)
             if f is None:
                 continue
-            array = np.ascontiguousarray(array)
+            array = np.asarray(array, order="C")   # ascontiguousarray would make a scalar [1]
             if tuple(array.shape) != tuple(shape) or array.dtype != DTYPES[code]:
                 raise ValueError(f"tensor {key}: got {array.dtype}{list(array.shape)}, planned "
                                  f"{code}{list(shape)}")
