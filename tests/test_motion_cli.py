@@ -173,3 +173,173 @@ def test_motion_vae_bundle_reconstructs_bit_identically(tiny_ldm, tmp_path):
     frames = np.random.default_rng(0).normal(size=(37, 385)).astype(np.float32)
     np.testing.assert_array_equal(MotionAutoencoder.load(out).reconstruct(frames),
                                   MotionAutoencoder.load(tiny_ldm["vae"]).reconstruct(frames))
+
+
+# ------------------------------------------------------------------ motion_ldm bundles
+
+MOTION_METRICS = {"fgd": 1.25, "beat_alignment": 0.5, "emotion_accuracy": 0.375,
+                  "lip_sync_lve": 0.0625, "seam_jerk_ratio": 1.5}
+
+
+@pytest.fixture(scope="module")
+def ldm_bundle(tiny_ldm, tmp_path_factory):
+    """The tiny LDM released (float32) with a hand-written `emotive eval motion` report of
+    the released step (the report's layout, not an evaluation: that test is above)."""
+    import json
+
+    from emotive.hub.release import release
+    from emotive.infer.bundle import bundle_step
+
+    where = tmp_path_factory.mktemp("ldm_release")
+    step = int(sorted((tiny_ldm["ldm"] / "checkpoints").iterdir())[-1].name)
+    rows = {"model": {k: {"value": v, "low": v, "high": v} for k, v in MOTION_METRICS.items()},
+            "ground truth": {"fgd": {"value": 0.0}}}
+    report = {"split": "test", "step": step, "clips": 8, "rows": rows}
+    (where / "eval").mkdir()
+    (where / "eval" / "report.json").write_text(json.dumps(report))
+    out = release(tiny_ldm["ldm"], where / "ldm-bundle", eval_reports=[where / "eval"])
+    assert bundle_step(out) == step
+    return out
+
+
+def _strings(tree, prefix=""):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _strings(value, f"{prefix}{key}.")
+        elif isinstance(value, str):
+            yield prefix + key, value
+
+
+def test_motion_ldm_bundle_holds_its_vae_and_names_it_relatively(tiny_ldm, ldm_bundle):
+    import json
+
+    from emotive.infer import bundle
+
+    out = ldm_bundle
+    files = bundle.verify_bundle(out)   # the top-level sums cover vae/ too
+    assert "vae/model.safetensors" in files and "vae/config.json" in files
+    assert "vae/SHA256SUMS" in files
+    assert bundle.is_bundle(out / "vae") and bundle.verify_bundle(out / "vae")
+    assert bundle.read_config(out / "vae").task == "motion_vae"
+    assert not (out / "speaker").exists() and not (out / "asr").exists()   # mel, no style
+    assert not list(out.glob("*.partial")) and not list(out.parent.glob("*.partial"))
+
+    text = (out / "config.json").read_text()
+    raw = json.loads(text)
+    assert raw["task"] == "motion_ldm"
+    assert raw["vae"]["ckpt"] == "vae"
+    assert raw["style"]["speaker_ckpt"] == "" and raw["content"]["asr_ckpt"] == ""
+    assert str(tiny_ldm["vae"]) not in text and str(tiny_ldm["ldm"]) not in text
+    # No machine path names a model. (data.* stays as the run recorded it, as for every
+    # family; this fixture trained on an absolute tmp motion_dir.)
+    absolute = [k for k, v in _strings(raw) if v.startswith("/") and not k.startswith("data.")]
+    assert absolute == []
+    # In memory the names resolve inside the bundle, wherever it is read from.
+    cfg = bundle.read_config(out)
+    assert cfg.vae.ckpt == str(out / "vae")
+
+    meta = bundle.card_metadata(out)
+    assert "pipeline_tag" not in meta   # no Hugging Face pipeline fits speech -> motion
+    assert {"emotive", "motion", "smpl-x", "latent-diffusion"} <= set(meta["tags"])
+    got = {m["type"]: m["value"] for m in bundle.card_metrics(out)}
+    assert got == MOTION_METRICS
+    card = (out / "README.md").read_text()
+    assert "`vae/`" in card and "emotive motion --audio in.wav --ckpt ldm-bundle" in card
+    assert "emotive train motion_ldm" in card
+
+
+def test_motion_ldm_bundle_generates_bit_identically(tiny_ldm, ldm_bundle, tmp_path,
+                                                     monkeypatch):
+    import emotive
+    from emotive.infer.motion import MotionGenerator, resolve_beside
+
+    audio, rate = sf.read(str(tiny_ldm["wav"]), dtype="float32")
+    assert rate == 16000
+    gen_run = MotionGenerator.load(tiny_ldm["ldm"])
+    monkeypatch.chdir(tmp_path)   # the bundle finds vae/ from any working directory,
+    (tmp_path / "vae").mkdir()    # its own before a same-named folder of that directory
+    assert resolve_beside("vae", ldm_bundle) == ldm_bundle / "vae"
+    gen_bundle = emotive.load(ldm_bundle)
+    assert isinstance(gen_bundle, MotionGenerator)
+    assert gen_bundle.vae.step_dir == ldm_bundle / "vae"
+    kw = dict(emotion="happy", seed=3)
+    want = gen_run.generate(audio, **kw)
+    got = gen_bundle.generate(audio, **kw)
+    assert len(got.seams) == len(want.seams) > 0   # several windows, stitched
+    np.testing.assert_array_equal(got.frames, want.frames)
+
+    # `emotive motion --ckpt BUNDLE`, from elsewhere, writes the run's motion.
+    args = ["--audio", tiny_ldm["wav"], "--emotion", "happy", "--intensity", 2, "--seed", 1]
+    assert motion(*args, "--ckpt", tiny_ldm["ldm"], "--out", tmp_path / "run.npz") == 0
+    assert motion(*args, "--ckpt", ldm_bundle, "--out", tmp_path / "bundle.npz") == 0
+    np.testing.assert_array_equal(read_smplx_npz(tmp_path / "bundle.npz").poses,
+                                  read_smplx_npz(tmp_path / "run.npz").poses)
+
+
+def test_motion_ldm_bundle_refuses_a_tampered_vae(ldm_bundle, tmp_path, capsys):
+    import shutil
+
+    from emotive.errors import UserError
+    from emotive.infer.motion import MotionGenerator
+
+    changed = tmp_path / "changed"
+    shutil.copytree(ldm_bundle, changed)
+    data = bytearray((changed / "vae" / "model.safetensors").read_bytes())
+    data[-3] ^= 0x01
+    (changed / "vae" / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(UserError) as e:
+        MotionGenerator.load(changed)
+    message = str(e.value)
+    assert "\n" not in message and "vae/model.safetensors" in message
+    assert "does not match its SHA256SUMS" in message
+    assert cli.main(["bundle", "verify", str(changed)]) == 2
+    assert "vae/model.safetensors" in capsys.readouterr().err
+
+    extra = tmp_path / "extra"   # a file slipped into vae/ is refused too
+    shutil.copytree(ldm_bundle, extra)
+    (extra / "vae" / "extra.json").write_text("{}")
+    with pytest.raises(UserError, match="vae/extra.json is not listed"):
+        MotionGenerator.load(extra)
+
+
+def test_motion_ldm_bundle_release_resolves_recorded_paths(tiny_ldm, tmp_path, monkeypatch):
+    """A relative vae.ckpt is found beside the run (an ancestor), as MotionGenerator.load
+    finds it; a missing one, or a model of the wrong task, is one line before any work."""
+    import dataclasses
+
+    from emotive.configs import base as config_base
+    from emotive.configs.motion_ldm import StyleConfig, VAERef
+    from emotive.errors import UserError
+    from emotive.hub.release import _add_nested, motion_models, release
+    from emotive.infer.bundle import config_class
+    from emotive.infer.motion import resolve_beside
+    from emotive.train.checkpoint import latest_step_dir, read_config
+
+    step_dir = latest_step_dir(tiny_ldm["ldm"])
+    cfg = config_base.from_dict(config_class("motion_ldm"), read_config(step_dir))
+    monkeypatch.chdir(tmp_path)
+    rel = dataclasses.replace(cfg, vae=VAERef("vae"))
+    assert resolve_beside("vae", step_dir) == tiny_ldm["vae"]
+    [(key, sub, task, path, _)] = motion_models(rel, step_dir)
+    assert (key, sub, task, path) == ("vae.ckpt", "vae", "motion_vae", tiny_ldm["vae"])
+
+    with pytest.raises(UserError, match="vae.ckpt=no-such-vae .*not found"):
+        motion_models(dataclasses.replace(cfg, vae=VAERef("no-such-vae")), step_dir)
+    wrong = dataclasses.replace(cfg, style=StyleConfig(str(tiny_ldm["vae"])))
+    with pytest.raises(UserError, match="'motion_vae' run, not 'speaker'"):
+        motion_models(wrong, step_dir)
+    # A VAE that is already a bundle is copied, verified, into the new bundle.
+    vae_bundle = release(tiny_ldm["vae"], tmp_path / "vae-bundle")
+    _add_nested(tmp_path, tmp_path / "copy", vae_bundle, "motion_vae", "vae.ckpt", (),
+                "float32", None)
+    assert (tmp_path / "copy" / "SHA256SUMS").read_text() == \
+        (vae_bundle / "SHA256SUMS").read_text()
+    with pytest.raises(UserError, match="is not a motion_ldm bundle"):
+        _add_nested(tmp_path, tmp_path / "copy2", vae_bundle, "motion_ldm", "x", (),
+                    "float32", None)
+
+    from emotive.hub.release import read_report
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.json").write_text('{"split": "test", "rows": {}}')
+    with pytest.raises(UserError, match="pass a report of `emotive eval motion`"):
+        read_report(tmp_path / "report", "motion_ldm")

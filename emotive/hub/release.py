@@ -12,6 +12,14 @@ model-index) takes every metric value from the eval report JSON files given (`em
 KIND` writes them), never from typed numbers; and SHA256SUMS over everything (files in
 codec/ and hf-llama/ included, so `emotive bundle verify OUT` checks them too).
 
+A motion_ldm bundle holds the models its generator needs, each a bundle of its own: the
+motion VAE in vae/, and the speaker encoder in speaker/ (when `style.speaker_ckpt` is set)
+and the recogniser in asr/ (when `content.source` uses asr), released from the runs its
+config records (resolved as `MotionGenerator.load` resolves them: relative to the working
+directory, else to an ancestor of the run) or copied when they are bundles already. Its
+config.json names them relative to the bundle ("vae", "speaker", "asr"), never by a path of
+the machine that released it, and the top-level SHA256SUMS covers their files too.
+
 `hf_llama=True` (TTS only) also writes hf-llama/: the language model as a transformers
 `LlamaForCausalLM` folder in Llasa's layout (`write_hf_llama`): config.json with
 bos/eos/pad ids from the vocabulary (eos = SPEECH_GENERATION_END), generation_config.json
@@ -51,6 +59,7 @@ from emotive.train.checkpoint import latest_step_dir, read_config, restore_subse
 DEFAULT_SHARD_BYTES = 2 * 10**9  # model-0000i-of-0000n.safetensors above this
 HF_LLAMA_DIR = "hf-llama"  # the transformers LlamaForCausalLM export of a TTS bundle
 CODEC_DIR = "codec"
+VAE_DIR, SPEAKER_DIR, ASR_DIR = "vae", "speaker", "asr"  # a motion_ldm bundle's models
 DTYPES = ("float32", "bfloat16")
 LICENSE = "apache-2.0"  # the repository states no other licence
 
@@ -143,6 +152,26 @@ CARDS: dict[str, Card] = {
         "vae = emotive.load({b!r})",
         "Trained on the motion corpus named below (the embedded corpus is procedural motion "
         "planted on synthetic speech)."),
+    # No Hugging Face pipeline tag fits speech -> body and face motion; none is claimed.
+    "motion_ldm": Card(
+        "speech-driven motion latent diffusion", None, "speech-to-motion",
+        ("audio", "motion", "smpl-x", "arkit", "co-speech-gesture", "talking-head",
+         "latent-diffusion", "emotion"),
+        (("fgd", "FGD", ("rows", "model", "fgd", "value")),
+         ("beat_alignment", "beat alignment", ("rows", "model", "beat_alignment", "value")),
+         ("emotion_accuracy", "emotion accuracy (motion probe)",
+          ("rows", "model", "emotion_accuracy", "value")),
+         ("lip_sync_lve", "lip-sync LVE", ("rows", "model", "lip_sync_lve", "value")),
+         ("seam_jerk_ratio", "seam / in-window jerk", ("rows", "model", "seam_jerk_ratio",
+                                                       "value"))),
+        ("emotive motion --audio in.wav --ckpt {b} --emotion happy --out motion.npz "
+         "--bvh motion.bvh --arkit face.csv",),
+        "gen = emotive.load({b!r}); out = gen.generate(audio_T, emotion='happy', seed=0)  "
+        "# out.frames [T, 385] at 30 fps",
+        "Trained on the motion corpus named below (the embedded corpus is procedural motion "
+        "planted on synthetic eSpeak NG speech), so it is not expected to move like people "
+        "on natural recordings without further training. FGD and the emotion accuracy are "
+        "judged by the project's own feature extractor and motion probe, not by people."),
 }
 
 
@@ -161,20 +190,23 @@ def read_report(path, family: str) -> dict:
     """An eval report (report.json, or a folder holding one) of `family`, as
     {"file", "dataset", "split", "step", "metrics": [(type, name, value)]}; UserError if it
     is unreadable, of another family or holds none of the family's card metrics."""
+    from emotive.commands.eval import KIND_NAMES
+
     card = CARDS[family]
+    eval_kind = KIND_NAMES.get(family, family)  # what `emotive eval` calls the family
     p = pathlib.Path(path)
     if p.is_dir():
         p = p / "report.json"
     if not p.is_file():
         raise UserError(f"--eval {path}: no report.json there; pass the output folder of "
-                        f"`emotive eval {family}`")
+                        f"`emotive eval {eval_kind}`")
     try:
         report = json.loads(p.read_text())
         if not isinstance(report, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as exc:
         raise UserError(f"--eval {p}: unreadable report ({str(exc)[:120]})") from None
-    if "task" in report and report["task"] != family:
+    if "task" in report and report["task"] not in (family, eval_kind):
         raise UserError(f"--eval {p} is a report of {report['task']!r}, not {family!r}")
     metrics = []
     for kind, name, keys in card.metrics:
@@ -185,7 +217,7 @@ def read_report(path, family: str) -> dict:
     if not metrics:
         wanted = ", ".join(".".join(k) for _, _, k in card.metrics) or "none defined"
         raise UserError(f"--eval {p} holds none of the metrics of a {family} card ({wanted}); "
-                        f"pass a report of `emotive eval {family}`")
+                        f"pass a report of `emotive eval {eval_kind}`")
     return {"file": str(p), "dataset": report.get("dataset") or "unspecified",
             "split": report.get("split") or "unspecified",
             "step": report.get("step", report.get("tts_step")), "metrics": metrics}
@@ -296,7 +328,8 @@ def front_matter(name: str, family: str, cfg, reports: list[dict]) -> dict:
 
 def write_card(path: pathlib.Path, name: str, family: str, cfg, *, step: int, dtype: str,
                counts: dict, reports: list[dict], source: pathlib.Path,
-               codec_note: str = "", extra_files: tuple[str, ...] = ()) -> None:
+               codec_note: str = "", extra_files: tuple[str, ...] = (),
+               note: str = "") -> None:
     card = CARDS[family]
     meta = front_matter(name, family, cfg, reports)
     b = name
@@ -304,7 +337,7 @@ def write_card(path: pathlib.Path, name: str, family: str, cfg, *, step: int, dt
              "", f"# {name}: {card.title}", "",
              f"An emotive `{family}` model at training step {step}: {counts['parameters']:,} "
              f"parameters stored as {dtype} ({counts['bytes'] / 2**20:.2f} MiB of weights)."
-             + codec_note, "", "## Use", "", "```bash", f"emotive bundle verify {b}"]
+             + codec_note + note, "", "## Use", "", "```bash", f"emotive bundle verify {b}"]
     usage, python = card.usage, card.python
     if codec_note:  # a TTS bundle that holds its codec speaks alone
         usage = ('emotive tts "Hello there." --bundle {b} --emotion happy --out out.wav',)
@@ -588,9 +621,7 @@ def _read_run(run) -> tuple[pathlib.Path, object]:
     family = raw.get("task")
     if family not in CARDS:
         have = ", ".join(CARDS)
-        raise UserError(f"{run} is a {family!r} run; `emotive release` takes runs of {have}"
-                        + (" (a motion_ldm bundle would need its VAE and condition encoders "
-                           "inside; not yet)" if family == "motion_ldm" else ""))
+        raise UserError(f"{run} is a {family!r} run; `emotive release` takes runs of {have}")
     if registry.family(family).predictor is None:
         raise UserError(f"family {family!r} has no predictor to load a bundle with")
     return step_dir, base.from_dict(bundle.config_class(family), raw)
@@ -672,20 +703,76 @@ def write_weights(root: pathlib.Path | None, step_dir: pathlib.Path, cfg, *, dty
             "bytes": sum(bundle.nbytes(s, c) for s, c in params_entries)}
 
 
+def _add_nested(root, where: pathlib.Path, source, task: str, label: str, reports, dtype,
+                shard_bytes) -> None:
+    """A model a bundle holds in subfolder `where`: a bundle of `task` copied (verified; a
+    download's .cache/huggingface left out), or a run of `task` released there. `label`
+    names the source in errors ("--codec", "vae.ckpt=...")."""
+    if bundle.is_bundle(source):
+        if root is not None:
+            bundle.verify_bundle(source)
+            if bundle.read_config(pathlib.Path(source)).task != task:
+                raise UserError(f"{label} {source} is not a {task} bundle")
+            top = pathlib.Path(source).absolute()
+            ignored = {top / d for d in bundle.IGNORED_DIRS}
+            shutil.copytree(source, where, ignore=lambda d, names: [
+                n for n in names if pathlib.Path(d).absolute() / n in ignored])
+        return
+    step_dir = latest_step_dir(pathlib.Path(source).absolute())
+    if read_config(step_dir).get("task") != task:
+        raise UserError(f"{label} {source} is not a {task} run or bundle")
+    release(source, where, eval_reports=reports, dtype=dtype, shard_bytes=shard_bytes)
+
+
 def _add_codec(root, codec_dir: pathlib.Path, codec, reports, dtype, shard_bytes) -> None:
     """A TTS pipeline bundle's codec/: a codec bundle copied (verified), or a codec run
     released there."""
-    if bundle.is_bundle(codec):
-        if root is not None:
-            bundle.verify_bundle(codec)
-            if bundle.read_config(pathlib.Path(codec)).task != "codec":
-                raise UserError(f"--codec {codec} is not a codec bundle")
-            shutil.copytree(codec, codec_dir)
-        return
-    step_dir = latest_step_dir(pathlib.Path(codec).absolute())
-    if read_config(step_dir).get("task") != "codec":
-        raise UserError(f"--codec {codec} is not a codec run or bundle")
-    release(codec, codec_dir, eval_reports=reports, dtype=dtype, shard_bytes=shard_bytes)
+    _add_nested(root, codec_dir, codec, "codec", "--codec", reports, dtype, shard_bytes)
+
+
+# A motion_ldm bundle's models: (config section, field, subfolder, task, what it is).
+_MOTION_MODELS = (("vae", "ckpt", VAE_DIR, "motion_vae", "the motion VAE"),
+                  ("style", "speaker_ckpt", SPEAKER_DIR, "speaker",
+                   "the speaker encoder (style)"),
+                  ("content", "asr_ckpt", ASR_DIR, "asr", "the recogniser (speech content)"))
+
+
+def motion_models(cfg, step_dir) -> list[tuple[str, str, str, pathlib.Path, str]]:
+    """The models a motion_ldm run's generator loads, as (config key, subfolder, task,
+    resolved path, description); each recorded path is resolved as `MotionGenerator.load`
+    does (`resolve_beside`) and checked to be a run or bundle of its task. UserError for a
+    missing or wrong one, before any work."""
+    from emotive.infer.motion import resolve_beside, run_config
+
+    uses = {"vae": True, "style": bool(cfg.style.speaker_ckpt),
+            "content": cfg.content.source in ("asr", "asr+mel")}
+    out = []
+    for section, field, sub, task, what in _MOTION_MODELS:
+        recorded = getattr(getattr(cfg, section), field)
+        if not uses[section]:
+            continue
+        key = f"{section}.{field}"
+        if not recorded:
+            raise UserError(f"the motion_ldm run at {step_dir} records no {key}; it cannot be "
+                            f"released without {what}")
+        path = resolve_beside(recorded, step_dir)
+        if not path.exists():
+            raise UserError(f"{key}={recorded} (recorded by the run at {step_dir}) is not found "
+                            "relative to the working directory nor beside the run; release "
+                            "from the directory it was trained in")
+        run_config(path, task)  # a run or bundle of the task, else a one-line UserError
+        out.append((key, sub, task, path.absolute(), what))
+    return out
+
+
+def _with_models(cfg, paths: dict[str, str]):
+    """`cfg` with the motion models' config keys set to `paths` (others emptied)."""
+    values = {f"{s}.{f}": "" for s, f, *_ in _MOTION_MODELS} | paths
+    for section, field, *_ in _MOTION_MODELS:
+        part = dataclasses.replace(getattr(cfg, section),
+                                   **{field: values[f"{section}.{field}"]})
+        cfg = dataclasses.replace(cfg, **{section: part})
+    return cfg
 
 
 def release(run, out, *, eval_reports=(), dtype: str = "float32",
@@ -719,6 +806,11 @@ def release(run, out, *, eval_reports=(), dtype: str = "float32",
         from emotive.data.tts_data import read_checkpoint_vocab
 
         vocab = read_checkpoint_vocab(step_dir)
+    models = motion_models(cfg, step_dir) if family == "motion_ldm" else []
+    recorded = saved_cfg = cfg  # as the run recorded it; what config.json holds
+    if models:  # the run's paths build the model here; the bundle names its subfolders
+        cfg = _with_models(cfg, {key: str(path) for key, _, _, path, _ in models})
+        saved_cfg = _with_models(cfg, {key: sub for key, sub, *_ in models})
     out = pathlib.Path(out).absolute()
     partial = _prepare_out(out)
     root = partial if jax.process_index() == 0 else None
@@ -730,11 +822,18 @@ def release(run, out, *, eval_reports=(), dtype: str = "float32",
             _add_codec(root, partial / CODEC_DIR, codec, codec_eval_reports, dtype,
                        shard_bytes)
             codec_note = " The codec it speaks through is in `codec/` (a bundle of its own)."
+        note, extra_files = "", ()
+        for key, sub, task, path, what in models:
+            _add_nested(root, partial / sub, path, task, key, (), dtype, shard_bytes)
+        if models:
+            note = (" It holds the models it needs, each a bundle of its own: "
+                    + ", ".join(f"{what} in `{sub}/`" for _, sub, _, _, what in models) + ".")
+            extra_files = tuple(f"- `{sub}/`: {what}, a `{task}` bundle (config.json's "
+                                f"`{key}` names it)" for key, sub, task, _, what in models)
         if root is not None:
-            (root / bundle.CONFIG_FILE).write_text(base.to_json(cfg) + "\n")
+            (root / bundle.CONFIG_FILE).write_text(base.to_json(saved_cfg) + "\n")
             if vocab is not None:
                 vocab.save(root)
-            extra_files = ()
             if hf_llama:  # process 0 alone: it reads back the weights it just wrote
                 write_hf_llama(root, out.name, cfg, vocab, dtype=dtype,
                                shard_bytes=shard_bytes, counts=counts,
@@ -742,9 +841,9 @@ def release(run, out, *, eval_reports=(), dtype: str = "float32",
                 extra_files = (f"- `{HF_LLAMA_DIR}/`: the language model as a transformers "
                                "`LlamaForCausalLM` in Llasa's layout, with this vocabulary; "
                                f"see `{HF_LLAMA_DIR}/README.md`",)
-            write_card(root / bundle.CARD_FILE, out.name, family, cfg, step=step, dtype=dtype,
-                       counts=counts, reports=reports, source=step_dir, codec_note=codec_note,
-                       extra_files=extra_files)
+            write_card(root / bundle.CARD_FILE, out.name, family, recorded, step=step,
+                       dtype=dtype, counts=counts, reports=reports, source=step_dir,
+                       codec_note=codec_note, extra_files=extra_files, note=note)
             bundle.write_sums(root)
             _finish(partial, out)
     finally:

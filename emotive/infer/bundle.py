@@ -11,6 +11,9 @@ A bundle (written by `emotive release`, emotive/hub/release.py) holds
                              the released module; above a size threshold the shards
                              model-0000i-of-0000n.safetensors and model.safetensors.index.json
     config.json              the resolved experiment config (configs.base.to_json), with "task"
+    vae/, asr/, speaker/     a motion_ldm bundle's VAE and condition encoders, each a bundle
+                             of its own that config.json names relative to the bundle
+                             (NESTED_FIELDS; read_config makes them absolute)
     tts_vocab.json, tokenizer.json   a TTS bundle's vocabulary (TTSVocab.save)
     README.md                the model card (Hugging Face YAML front matter)
     SHA256SUMS               `sha256sum` lines for every other file
@@ -55,6 +58,11 @@ INDEX_FILE = "model.safetensors.index.json"
 PARAMS, REST = "params", "rest"  # the two key prefixes
 # Download metadata huggingface_hub keeps inside a local_dir; never read, so not checked.
 IGNORED_DIRS = (".cache/huggingface",)
+# Config fields (dotted) that name another model the bundle holds in a subfolder, a bundle
+# of its own: `emotive release` writes them relative to the bundle ("vae"), and read_config
+# makes them absolute paths inside it, so the family's task finds them from any directory.
+NESTED_FIELDS: dict[str, tuple[str, ...]] = {
+    "motion_ldm": ("vae.ckpt", "content.asr_ckpt", "style.speaker_ckpt")}
 
 # safetensors dtype codes <-> numpy dtypes (little-endian).
 DTYPES: dict[str, np.dtype] = {
@@ -413,6 +421,14 @@ def read_config(root: pathlib.Path, task: str | tuple[str, ...] | None = None):
     if family not in registry.FAMILIES:
         raise UserError(f"bundle {root}: {CONFIG_FILE} names task {family!r}, which is no "
                         "emotive family")
+    for field in NESTED_FIELDS.get(family, ()):
+        *parents, key = field.split(".")
+        section = raw
+        for part in parents:
+            section = section.get(part) if isinstance(section, dict) else None
+        value = section.get(key) if isinstance(section, dict) else None
+        if isinstance(value, str) and value and not pathlib.Path(value).is_absolute():
+            section[key] = str(pathlib.Path(root).absolute() / value)
     return base.from_dict(config_class(family), raw)
 
 

@@ -31,8 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from emotive.configs import base as config_base
 from emotive.data import motion_data as md
 from emotive.errors import UserError
+from emotive.infer import bundle
 from emotive.infer.predictor import Predictor
 from emotive.models.diffusion import Schedule, ddim_timesteps
 from emotive.models.motion_denoiser import Conditions
@@ -40,25 +42,38 @@ from emotive.train.checkpoint import latest_step_dir, read_config
 
 
 def resolve_beside(path, step_dir) -> pathlib.Path:
-    """A checkpoint path recorded in a run's config: as given if it exists (relative to the
-    working directory), else relative to the nearest ancestor of the run that holds it, so a
-    run trained with `vae.ckpt=runs/vae` loads from any working directory."""
+    """A checkpoint path recorded in a run's config: inside a release bundle `step_dir`, the
+    bundle's own subfolder first (a motion_ldm bundle names its VAE "vae"); else as given if
+    it exists (relative to the working directory), else relative to `step_dir` or the
+    nearest ancestor of it that holds it, so a run trained with `vae.ckpt=runs/vae` loads
+    from any working directory."""
     p = pathlib.Path(path)
-    if p.is_absolute() or p.exists():
+    if p.is_absolute():
         return p
-    for parent in pathlib.Path(step_dir).absolute().parents:
+    here = pathlib.Path(step_dir).absolute()
+    if bundle.is_bundle(here) and (here / p).exists():
+        return here / p
+    if p.exists():
+        return p
+    for parent in (here, *here.parents):
         if (parent / p).exists():
             return parent / p
     return p
 
 
 def run_config(ckpt, task: str) -> dict:
-    """The saved config of a run of `task` (cheap: no weights read); UserError otherwise."""
-    step_dir = latest_step_dir(pathlib.Path(ckpt).absolute())
-    raw = read_config(step_dir)
+    """The saved config of a run (or release bundle) of `task` (cheap: no weights read);
+    UserError otherwise."""
+    if bundle.is_bundle(ckpt):
+        raw = config_base.to_dict(bundle.read_config(pathlib.Path(ckpt).absolute()))
+        what = "bundle"
+    else:
+        raw = read_config(latest_step_dir(pathlib.Path(ckpt).absolute()))
+        what = "run"
     if raw.get("task") != task:
-        raise UserError(f"{ckpt} is a {raw.get('task')!r} run, not {task!r}; pass the workdir "
-                        f"of `emotive train {task}`")
+        raise UserError(f"{ckpt} is a {raw.get('task')!r} {what}, not {task!r}; pass the workdir "
+                        f"of `emotive train {task}`" + (" or its release bundle"
+                                                        if what == "bundle" else ""))
     return raw
 
 
