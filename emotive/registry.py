@@ -68,6 +68,14 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+# The `emotive eval` kind of a family whose name is not the one users type.
+EVAL_KINDS = {"motion_ldm": "motion"}
+
+
+def eval_kind(name: str) -> str:
+    return EVAL_KINDS.get(name, name)
+
+
 def family(name: str) -> Family:
     if name not in FAMILIES:
         raise UserError(f"unknown family '{name}'; available: {', '.join(sorted(FAMILIES))}")

@@ -74,9 +74,6 @@ OPTIONS: dict[str, tuple[tuple[str, dict], ...]] = {
 }
 
 
-# The eval kind of a family whose name is not the one users type.
-KIND_NAMES = {"motion_ldm": "motion"}
-
 # Evaluations that are not one family's: kind -> help line (their runner is in _RUNNERS).
 EXTRA_KINDS = {
     "search": "verifier-guided search over held-out requests: judge scores, verifier and "
@@ -87,7 +84,7 @@ EXTRA_KINDS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True,
                                 parser_class=type(parser))
-    helps = {KIND_NAMES.get(kind, kind): registry.family(kind).eval_help
+    helps = {registry.eval_kind(kind): registry.family(kind).eval_help
              for kind in registry.with_part("evaluator")}
     for kind, help_text in {**helps, **EXTRA_KINDS}.items():
         p = sub.add_parser(kind, help=help_text, description=help_text)

@@ -190,10 +190,8 @@ def read_report(path, family: str) -> dict:
     """An eval report (report.json, or a folder holding one) of `family`, as
     {"file", "dataset", "split", "step", "metrics": [(type, name, value)]}; UserError if it
     is unreadable, of another family or holds none of the family's card metrics."""
-    from emotive.commands.eval import KIND_NAMES
-
     card = CARDS[family]
-    eval_kind = KIND_NAMES.get(family, family)  # what `emotive eval` calls the family
+    eval_kind = registry.eval_kind(family)  # what `emotive eval` calls the family
     p = pathlib.Path(path)
     if p.is_dir():
         p = p / "report.json"
