@@ -158,7 +158,7 @@ def read_audio(path) -> np.ndarray:
     return x.mean(axis=1)
 
 
-def _speech_dir(motion_dir: Path, summary: dict) -> Path:
+def speech_dir_of(motion_dir: Path, summary: dict) -> Path:
     """The speech corpus of a motion corpus: as recorded, else a sibling or parent copy."""
     recorded = Path(summary.get("speech_dir", ""))
     for candidate in (recorded, motion_dir / "speech", motion_dir.parent / recorded.name):
@@ -188,7 +188,7 @@ def load_table(data_cfg, split: str, *, progress: bool = True) -> MotionTable:
         t = min(len(body.poses), len(face))
         frames.append(frame_vector(body.poses[:t], body.trans[:t], face[:t]))
     emotions = np.stack([emotion_vector(r["emotion"], r["intensity"]) for r in records])
-    return MotionTable(records, frames, _speech_dir(root, summary), emotions=emotions)
+    return MotionTable(records, frames, speech_dir_of(root, summary), emotions=emotions)
 
 
 def by_clip(table: MotionTable) -> dict[str, list[int]]:

@@ -136,7 +136,6 @@ class _Scorer:
         def fgd_of(idx):
             return mm.frechet_distance(np.concatenate([gt_by_clip[i] for i in idx]),
                                        np.concatenate([feats[i] for i in idx]))
-        all_idx = np.arange(len(frames))
         fgd = mm.fgd(self.gt_feats, np.concatenate(feats), extractor=self.extractor)
         fgd["low"], fgd["high"] = _bootstrap_set(fgd_of, len(frames), self.resamples, 1)
         ba = [mm.beat_alignment(p, md.FPS, o, drop_s=0.0, onset_method="energy")
@@ -151,7 +150,6 @@ class _Scorer:
                for f, g in zip(frames, self.clips.frames)]
         jaw = [mm.jaw_envelope_correlation(f[:, md.FACE][:, ARKIT_INDEX["jawOpen"]], a, 16000,
                                            md.FPS) for f, a in zip(frames, self.clips.audio)]
-        del all_idx
         return {
             "fgd": fgd,
             "beat_alignment": mm.bootstrap_ci([b["value"] for b in ba],
@@ -209,7 +207,7 @@ def evaluate(gen: MotionGenerator, data_dir, split: str = "test", *, dataset: st
     del dataset
     root = pathlib.Path(data_dir or gen.cfg.data.motion_dir)
     summary, records = read_motion_corpus(root)
-    speech = md.load_table.__globals__["_speech_dir"](root, summary)
+    speech = md.speech_dir_of(root, summary)
     fgd_path = root / "fgd_autoencoder.npz"
     extractor = mm.MotionFeatureExtractor.load(fgd_path)
     chosen = _select(records, split, limit or 128)
@@ -269,9 +267,6 @@ def evaluate(gen: MotionGenerator, data_dir, split: str = "test", *, dataset: st
                      "overlap_frames": gen.cfg.data.window_frames // 4,
                      "seam": f"frames within {SEAM_HALF} of each overlap's centre",
                      "jerk": "mean norm of the third difference of joint positions, m/s^3"}}
-    gt_long = [seam_jerk(_fit_length(clips.frames[0], o.frames.shape[0]), o.seams)
-               for o in outs[:1]]
-    del gt_long
 
     # Emotion guidance sweep.
     sweep = {}
