@@ -29,12 +29,20 @@ it at about 51 GiB):
         --batch 8 --seq 2048 --steps 10 --peak-size 8192
 
 `--breakdown` also times the forward pass and forward+backward without the
-optimiser, to show where a step's time goes.
+optimiser, to show where a step's time goes. `--profile DIR` traces two more steps
+with jax.profiler into DIR (TensorBoard / Perfetto) and prints the ops that took the
+most time (XLA's ops on CPU, GPU kernels on a GPU). The fused attention kernel and the
+chunked loss are config values:
+
+    python bench/train_step.py --preset base --set model.attention=fused loss_chunk=64 \
+        --batch 2 --seq 128 --steps 2 --profile /tmp/train_step_trace
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import gzip
 import json
 import pathlib
 import statistics
@@ -65,10 +73,60 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="matmuls per peak sample (best of them; default: 5)")
     p.add_argument("--breakdown", action="store_true",
                    help="also time forward and forward+backward alone")
+    p.add_argument("--profile", default="", metavar="DIR",
+                   help="trace two extra steps into DIR and print the costliest ops")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_step.json"),
                    help="JSON list the result is added to (replacing one of the same label)")
     p.add_argument("--label", default="", help="name of this run in the table and JSON")
     return p.parse_args(argv)
+
+
+PROFILE_STEPS = 2
+TOP_OPS = 15
+
+
+def _self_times(events: list[dict]) -> list[tuple[dict, float]]:
+    """(event, its duration less its children's) for the complete events of one thread."""
+    out, stack = [], []  # stack: [event end, index in out]
+    for e in sorted(events, key=lambda e: (e["ts"], -e.get("dur", 0))):
+        while stack and stack[-1][0] <= e["ts"]:
+            stack.pop()
+        if stack:
+            parent = out[stack[-1][1]]
+            out[stack[-1][1]] = (parent[0], parent[1] - e.get("dur", 0))
+        out.append((e, e.get("dur", 0)))
+        stack.append((e["ts"] + e.get("dur", 0), len(out) - 1))
+    return out
+
+
+def top_ops(directory: str, n: int = TOP_OPS) -> list[dict]:
+    """The n op names with the most self time (less nested ops) in the newest Perfetto
+    trace under `directory`, per traced step: [{"op", "where", "ms", "calls"}]. Python's
+    thread and the host runtime's own scopes (names with "::") are left out, so what
+    stays is XLA's ops on CPU and the kernels on a GPU."""
+    traces = sorted(pathlib.Path(directory).glob("**/*.trace.json.gz"),
+                    key=lambda f: f.stat().st_mtime)
+    if not traces:
+        raise UserError(f"no *.trace.json.gz under {directory}: the profiler wrote no trace")
+    trace = json.loads(gzip.decompress(traces[-1].read_bytes()))
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    meta = {(e["name"], e["pid"], e.get("tid")): e["args"]["name"] for e in events
+            if e.get("ph") == "M" and e.get("name") in ("process_name", "thread_name")}
+    threads = collections.defaultdict(list)
+    for e in events:
+        if e.get("ph") == "X" and meta.get(("thread_name", e["pid"], e.get("tid"))) != "python":
+            threads[(e["pid"], e.get("tid"))].append(e)
+    total, calls = collections.Counter(), collections.Counter()
+    for (pid, _), thread in threads.items():
+        where = meta.get(("process_name", pid, None), "?")
+        for e, self_us in _self_times(thread):
+            if where.startswith("/host") and ("::" in e["name"] or e["name"].startswith("end:")):
+                continue
+            total[(e["name"], where)] += self_us / 1e3
+            calls[(e["name"], where)] += 1
+    return [{"op": op, "where": where, "ms": ms / PROFILE_STEPS,
+             "calls": calls[(op, where)] // PROFILE_STEPS}
+            for (op, where), ms in total.most_common(n)]
 
 
 def timed(fn) -> tuple[float, float]:
@@ -175,6 +233,11 @@ def run(args: argparse.Namespace) -> dict:
         steps.append(timed(one_step))
         peaks.append(sample_peak())
 
+    if args.profile:
+        with jax.profiler.trace(args.profile, create_perfetto_trace=True):
+            for _ in range(PROFILE_STEPS):
+                timed(one_step)
+
     flops = train_flops(cfg.model, args.batch, args.seq,
                         head_params=cfg.model.d_model * cfg.data.vocab_size)
     walls = [w for w, _ in steps]
@@ -184,7 +247,9 @@ def run(args: argparse.Namespace) -> dict:
     datasheet = known_peak_tflops(device)  # bf16 dense, where the device is in the table
     m = cfg.model
     label = args.label or (f"{args.preset} L{m.num_layers} d{m.d_model} h{m.num_heads}/"
-                           f"{m.num_kv_heads} mlp{m.mlp_dim} V{cfg.data.vocab_size}")
+                           f"{m.num_kv_heads} mlp{m.mlp_dim} V{cfg.data.vocab_size}"
+                           + ("" if m.attention == "einsum" else f" {m.attention}")
+                           + (f" chunk{cfg.loss_chunk}" if cfg.loss_chunk else ""))
     result = {
         "label": label, "device": device.device_kind, "platform": device.platform,
         "dtype": args.dtype, "params": param_counts(model)["total"],
@@ -196,6 +261,7 @@ def run(args: argparse.Namespace) -> dict:
         "mfu": achieved / peak, "datasheet_peak_tflops": datasheet,
         "mfu_datasheet": None if datasheet is None else achieved / datasheet,
         "compile_seconds": compile_s, "remat": m.remat, "scan_layers": m.scan_layers,
+        "attention": m.attention, "loss_chunk": cfg.loss_chunk,
         "preset": args.preset, "overrides": list(args.overrides),
         "loss_finite": bool(np.isfinite(float(jax.device_get(holder["metrics"]["loss"])))),
     }
@@ -204,6 +270,8 @@ def run(args: argparse.Namespace) -> dict:
         result["step_cpu_seconds"] = step_cpu
         result["peak_cpu_tflops"] = max(c for _, c in peaks)
         result["mfu_cpu_time"] = flops / step_cpu / 1e12 / result["peak_cpu_tflops"]
+    if args.profile:
+        result["profile_top_ops"] = top_ops(args.profile)
     if args.breakdown:
         result["breakdown_seconds"] = breakdown(task, model, holder["state"], batch, mesh,
                                                 args.steps)
@@ -281,6 +349,12 @@ def main(argv=None) -> int:
     if "breakdown_seconds" in result:
         parts = ", ".join(f"{k} {v * 1e3:.0f} ms" for k, v in result["breakdown_seconds"].items())
         print(f"breakdown: {parts}, full step {result['step_seconds'] * 1e3:.0f} ms")
+    if "profile_top_ops" in result:
+        print(f"top ops of a traced step (trace in {args.profile}):")
+        for op in result["profile_top_ops"]:
+            share = op["ms"] / (result["step_seconds"] * 1e3)
+            print(f"  {op['ms']:9.2f} ms {100 * share:5.1f}%  x{op['calls']:<4} "
+                  f"{op['op'][:60]}  [{op['where']}]")
     samples = ", ".join(f"{p:.4f}" for p in result["peak_samples_tflops"])
     print(f"compiled in {result['compile_seconds']:.1f}s; {result['peak_matmul_size']}^3 matmul "
           f"samples {samples} TFLOP/s; wrote {args.out}")

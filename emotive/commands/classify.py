@@ -5,7 +5,9 @@ category with its probability, highest first, then arousal, dominance and valenc
 in [0, 1]). DIR is a `ser` run or a `student` run; an A/D/V-only student prints no
 categories. Files at another sample rate are resampled to 16 kHz (`resampled_from_hz` says
 so), multi-channel files are mixed to mono; a missing, unreadable, empty, NaN, silent or too
-short file is an error that names it.
+short file is an error that names it. Files of any length work: past 32 s the model runs
+in 28 s windows with 2 s of context, its outputs averaged by window length
+(emotive.infer.emotion).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@
     emotive codec eval --ckpt DIR [--data-dir DATA_DIR] [--split test] [--out DIR]
 
 DIR is a training workdir (its newest checkpoint is used), its checkpoints/ folder or one
-step folder. Codes are int32 indices, 50 per second of 16 kHz audio.
+step folder. Codes are int32 indices, 50 per second of 16 kHz audio. Files of any length
+encode and decode in flat memory: past 32 s (1,600 codes) both run in 28 s windows with 2 s
+of context on each side, stitched at frame boundaries (emotive.infer.codec).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dec = sub.add_parser("decode", help="code indices (.npy) -> 16 kHz wav")
     dec.add_argument("input", help=".npy of int code indices [N] from `emotive codec encode`")
     dec.add_argument("--chunk-frames", type=int, default=0,
-                     help="decode in streaming chunks of this many frames (0: all at once)")
+                     help="decode in streaming chunks of this many frames (0: at once, or "
+                     "in 28 s windows past 32 s)")
     dec.add_argument("--left-context", type=int, default=50,
                      help="streaming: frames of left context per chunk (default 50)")
     dec.add_argument("--lookahead", type=int, default=2,

@@ -3,9 +3,11 @@
 DIR is an `emotive train asr` workdir (its newest checkpoint is used), its checkpoints/
 folder or one step folder. Files are read like every audio input of the project
 (emotive.codecs.audio.load_audio): any rate (resampled to 16 kHz), channels averaged,
-loudness normalised; a missing, unreadable, empty, silent, too short, too long or
-non-finite file is a one-line error. One file prints its text; several print
-"PATH<TAB>TEXT" lines, in the order given. Text is normalised: lower case, no punctuation.
+loudness normalised; a missing, unreadable, empty, silent, too short, too long (with
+--max-seconds) or non-finite file is a one-line error. Files of any length work: past 16 s
+the recogniser runs in 12 s windows with 2 s of context (emotive.infer.asr). One file
+prints its text; several print "PATH<TAB>TEXT" lines, in the order given. Text is
+normalised: lower case, no punctuation.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="audio files (wav, flac, ogg; any sample rate)")
     parser.add_argument("--ckpt", required=True,
                         help="asr run dir, its checkpoints/ or a step dir")
-    parser.add_argument("--max-seconds", type=float, default=60.0,
-                        help="refuse longer files (default 60; split long recordings)")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="refuse longer files (default: no limit; long files run in "
+                        "windows)")
     parser.add_argument("--min-seconds", type=float, default=0.1,
                         help="refuse shorter files (default 0.1)")
 

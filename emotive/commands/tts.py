@@ -13,7 +13,9 @@ their checkpoints/ or a step folder), or release bundles; --bundle is a TTS bund
 holds its codec (`emotive release TTS_RUN OUT --codec CODEC`). With --ref and --ref-text
 the voice of the reference recording (at most 15 s) is continued. --emotion-scale and
 --text-scale are classifier-free guidance scales (1: off): above 1 the emotion (or the
-words) are followed more strongly, at the cost of one more decoding row each.
+words) are followed more strongly, at the cost of one more decoding row each. Text of
+several sentences shows a progress bar over them on stderr; long text decodes a few
+sentences at a time (emotive.infer.tts).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
                        ref_wav=args.ref, ref_text=args.ref_text, num_samples=args.num_samples,
                        seed=args.seed, sampling=sampling, max_seconds=args.max_seconds,
                        text_scale=args.text_scale, emotion_scale=args.emotion_scale,
-                       issues=issues)
+                       issues=issues, progress=True)
     for note in issues:
         print(f"emotive tts: note: {note}", file=sys.stderr)
     for path, wave in zip(paths, waves):

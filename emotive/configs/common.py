@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 from typing import Literal
 
 from emotive.errors import UserError
 
 SAMPLE_RATE = 16000  # Hz, every audio model and corpus
+# The attention kernel (emotive.models.transformer.dot_product_attention): "einsum" is the
+# reference; "fused" is jax.nn.dot_product_attention with jax's choice of implementation
+# (XLA's in jax 0.10); "cudnn" demands cuDNN flash attention (NVIDIA GPU, bf16 compute).
+AttentionKernel = Literal["einsum", "fused", "cudnn"]
+ATTENTION_KERNELS = typing.get_args(AttentionKernel)
+CUDNN_MAX_HEAD_DIM = 256  # on Hopper and later (128 before)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +47,7 @@ class TransformerConfig:
     cond_dim: int = 0  # > 0 adds adaptive-norm (adaLN-Zero) conditioning on a vector
     scan_layers: bool = False
     remat: Literal["none", "full", "dots"] = "none"
+    attention: AttentionKernel = "einsum"
     dtype: Literal["float32", "bfloat16"] = "float32"  # compute dtype
     param_dtype: Literal["float32", "bfloat16"] = "float32"  # master weights
 
@@ -52,6 +60,14 @@ class TransformerConfig:
         for name in ("num_layers", "d_model", "num_heads", "num_kv_heads", "head_dim", "mlp_dim"):
             if getattr(self, name) <= 0:
                 raise UserError(f"model.{name} must be positive, got {getattr(self, name)}")
+        if self.attention not in ATTENTION_KERNELS:  # --set checks it; a JSON config may not
+            raise UserError(f"model.attention must be one of {', '.join(ATTENTION_KERNELS)}, "
+                            f"got {self.attention!r}")
+        if self.attention == "cudnn" and (self.dtype != "bfloat16" or self.head_dim % 8
+                                          or self.head_dim > CUDNN_MAX_HEAD_DIM):
+            raise UserError(f"model.attention=cudnn needs model.dtype=bfloat16 and a head_dim "
+                            f"that is a multiple of 8 up to {CUDNN_MAX_HEAD_DIM}; got "
+                            f"{self.dtype}, {self.head_dim} (or use model.attention=fused)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +120,17 @@ class TrainConfig:
     def validate(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise UserError("train.steps and train.batch_size must be >= 1")
+
+
+# Loss chunk of the Llasa-vocabulary presets: at 193,920 ids a chunk's fp32 logits take
+# 0.19 GiB a row, against 1.5 GiB for a whole 2048-position row.
+LARGE_VOCAB_LOSS_CHUNK = 256
+
+
+def check_loss_chunk(loss_chunk: int) -> None:
+    """An LM experiment's `loss_chunk`: positions per chunk of the loss's logits, 0 = all."""
+    if loss_chunk < 0:
+        raise UserError(f"loss_chunk must be >= 0 (0 = the whole sequence), got {loss_chunk}")
 
 
 def llama_3_2_1b(**overrides) -> TransformerConfig:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from emotive.configs.common import (MeshConfig, OptimConfig, TrainConfig, TransformerConfig,
+from emotive.configs.common import (LARGE_VOCAB_LOSS_CHUNK, MeshConfig, OptimConfig,
+                                    TrainConfig, TransformerConfig, check_loss_chunk,
                                     llama_3_1_8b, llama_3_2_1b)
 from emotive.errors import UserError
 
@@ -40,10 +41,14 @@ class ToyLMConfig:
     optim: OptimConfig = OptimConfig()
     mesh: MeshConfig = MeshConfig()
     train: TrainConfig = TrainConfig()
+    # Positions of each row whose logits the train loss makes at a time (0 = all at once):
+    # the fp32 logits [B, T, V] are never whole (emotive.train.losses.chunked_lm_loss).
+    loss_chunk: int = 0
 
     def validate(self) -> None:
         if not 1 <= self.data.min_len <= self.data.max_len:
             raise UserError("data.min_len must be between 1 and data.max_len")
+        check_loss_chunk(self.loss_chunk)
 
 
 def tiny() -> ToyLMConfig:
@@ -78,6 +83,7 @@ def llasa_1b() -> ToyLMConfig:
         optim=OptimConfig(lr=5e-5, warmup_steps=1000, b2=0.95, weight_decay=0.01),
         mesh=MeshConfig(data=1, fsdp=-1),
         train=TrainConfig(steps=20_000, batch_size=256, eval_every=1000, ckpt_every=1000),
+        loss_chunk=LARGE_VOCAB_LOSS_CHUNK,
     )
 
 

@@ -20,7 +20,8 @@ import dataclasses
 import typing
 from typing import Literal
 
-from emotive.configs.common import (MeshConfig, OptimConfig, TrainConfig, TransformerConfig,
+from emotive.configs.common import (LARGE_VOCAB_LOSS_CHUNK, MeshConfig, OptimConfig,
+                                    TrainConfig, TransformerConfig, check_loss_chunk,
                                     llama_3_1_8b, llama_3_2_1b)
 from emotive.errors import UserError
 
@@ -110,8 +111,14 @@ class TTSConfig:
     optim: OptimConfig = OptimConfig()
     mesh: MeshConfig = MeshConfig()
     train: TrainConfig = TrainConfig()
+    # Positions of each row whose logits the loss makes at a time (0 = all at once): the
+    # fp32 logits [B, T, V] are never whole (emotive.train.losses.chunked_lm_loss).
+    loss_chunk: int = 0
 
-    # Every check is a section's own (TTSVocabConfig, TTSDataConfig); base.check runs them.
+    def validate(self) -> None:
+        """The sections check themselves (TTSVocabConfig, TTSDataConfig; base.check runs
+        them); this checks the top-level fields."""
+        check_loss_chunk(self.loss_chunk)
 
 
 def tiny() -> TTSConfig:
@@ -161,6 +168,7 @@ def llasa_1b() -> TTSConfig:
         optim=OptimConfig(lr=5e-5, warmup_steps=1000, b2=0.95, weight_decay=0.01),
         mesh=MeshConfig(data=1, fsdp=-1),
         train=TrainConfig(steps=100_000, batch_size=256, eval_every=1000, ckpt_every=1000),
+        loss_chunk=LARGE_VOCAB_LOSS_CHUNK,
     )
 
 

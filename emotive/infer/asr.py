@@ -7,6 +7,14 @@ Decoding is greedy CTC (best class per frame, repeats merged, blanks dropped) un
 `BeamDecoder` is given (prefix beam search, optionally with character and word n-gram
 language models fitted on the training split's texts; emotive.infer.ctc_decode). Held-out
 CER/WER is `emotive eval asr` (emotive.evals.asr).
+
+Audio longer than one window of `rec.chunking` (12 s + 2 x 2 s of context by default) runs
+in windows aligned to encoder frames, a few at a time (`emotive.infer.chunking`): each
+window keeps the CTC slots of its central 12 s, and the slots are stitched end to end before
+decoding (repeats across a seam merge as anywhere else), so memory stays flat in length.
+Shorter windows than the other predictors' because the recognisers train on rows of a few
+seconds: on 64 s of concatenated test clips `asr-base` scored CER 43.7% with 12 s chunks,
+46.7% with 28 s and 55.1% on the whole file at once (each clip alone: 31.2%).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emotive.codecs.chars import ctc_greedy_texts
+from emotive.infer.chunking import Chunking, chunked_apply
 from emotive.infer.ctc_decode import BeamDecoder
 from emotive.infer.predictor import Predictor
 
@@ -42,16 +51,26 @@ class Recognizer(Predictor):
     """A loaded CTC recogniser with a jitted greedy decoder."""
 
     tasks = ("asr",)
+    chunking = Chunking(chunk_seconds=12.0)
+
+    def per_slot(self, fn, audio_BxT, lengths_B=None):
+        """fn's per-slot output [B, S, ...] and valid slots int32 [B]; rows longer than a
+        window are stitched from windows (see the module doc)."""
+        if self.chunking.fits(np.shape(audio_BxT)[1]):
+            out, slots_B = self.apply(fn, audio_BxT, lengths_B)
+            return np.asarray(out), np.asarray(slots_B)
+        (out, _), slots_B = chunked_apply(
+            self, fn, audio_BxT, lengths_B, self.chunking, ("stitch", None),
+            frame=self.cfg.model.encoder.frame_samples, per_frame=self.cfg.model.upsample)
+        return out, slots_B
 
     def transcribe(self, audio_BxT, lengths_B=None, decoder: BeamDecoder | None = None
                    ) -> list[str]:
         """Transcripts (normalised text) of float audio [B, T] at 16 kHz with valid lengths
         [B] (default: whole rows): greedy CTC, or the given beam decoder's."""
         if decoder is not None:
-            log_probs, slots = self.apply(_log_probs, audio_BxT, lengths_B)
-            return decoder.decode(np.asarray(log_probs), np.asarray(slots))
-        ids, slots = self.apply(_best_path, audio_BxT, lengths_B)
-        return ctc_greedy_texts(np.asarray(ids), np.asarray(slots))
+            return decoder.decode(*self.per_slot(_log_probs, audio_BxT, lengths_B))
+        return ctc_greedy_texts(*self.per_slot(_best_path, audio_BxT, lengths_B))
 
 
 def load_recognizer(ckpt) -> Recognizer:

@@ -7,6 +7,12 @@
     table = encode_split(codec, data_dir, "train")         # a TFDS split -> codes + labels
 
 Everything runs batched through jitted pure functions (one compile per input shape).
+Input longer than one window of `codec.chunking` (28 s + 2 x 2 s of context by default)
+runs in windows, a few at a time (`emotive.infer.chunking`), so memory stays flat in length:
+encode keeps the codes of each window's central 28 s (windows start on whole hops, so they
+tile the clip at exact frame boundaries); decode keeps the audio of each window's central
+1,400 frames (context-trim, no cross-fade: every kept frame is decoded with at least 2 s of
+context on both sides, more than the ISTFT's 2-frame overlap and the frame conv's reach).
 Bad input (missing files, silence, foreign arrays, out-of-range codes) raises UserError.
 """
 
@@ -27,6 +33,7 @@ from emotive.data.encoded import load_encoded, save_encoded  # noqa: F401 (the t
 from emotive.data.pipeline import split_speakers, whole_clip_batches
 from emotive.errors import UserError
 from emotive.infer.bundle import is_bundle
+from emotive.infer.chunking import Chunking, batched, chunked_apply, plan_windows
 from emotive.infer.loading import load_bundle
 from emotive.infer.predictor import Predictor, bucket_length
 from emotive.models.codec import Codec
@@ -48,6 +55,7 @@ class LoadedCodec(Predictor):
     """A trained generator with jitted batch encode/decode; `step` is its training step."""
 
     tasks = ("codec",)
+    chunking = Chunking()
 
     @classmethod
     def load(cls, ckpt, tasks=None) -> "LoadedCodec":
@@ -82,23 +90,50 @@ class LoadedCodec(Predictor):
 
     def encode(self, audio_BxT: np.ndarray, lengths_B: np.ndarray | None = None):
         """Float audio [B, T] at 16 kHz (zero-padded rows, valid samples `lengths_B`) ->
-        (indices int32 [B, ceil(T / hop)], valid frames int32 [B])."""
+        (indices int32 [B, ceil(T / hop)], valid frames int32 [B]). Rows longer than a
+        window are stitched from windows (see the module doc)."""
         frames = -(-np.shape(audio_BxT)[1] // self.hop)
-        indices, mask = self.apply(_encode, audio_BxT, lengths_B)
-        return (np.asarray(indices)[:, :frames],
-                np.asarray(mask).sum(axis=1).astype(np.int32))
+        if self.chunking.fits(np.shape(audio_BxT)[1]):
+            indices, mask = self.apply(_encode, audio_BxT, lengths_B)
+            return (np.asarray(indices)[:, :frames],
+                    np.asarray(mask).sum(axis=1).astype(np.int32))
+        (indices, _), frames_B = chunked_apply(self, _encode, audio_BxT, lengths_B,
+                                               self.chunking, ("stitch", None), frame=self.hop)
+        return np.pad(indices, ((0, 0), (0, frames - indices.shape[1]))), frames_B
 
     def decode(self, indices_BxN: np.ndarray, frames_B: np.ndarray | None = None) -> np.ndarray:
-        """Code indices int [B, N] (valid frames `frames_B`) -> float32 audio [B, N * hop]."""
+        """Code indices int [B, N] (valid frames `frames_B`) -> float32 audio [B, N * hop];
+        rows longer than a window are decoded in windows (see the module doc)."""
         indices_BxN = np.asarray(indices_BxN, np.int32)
         b, n = indices_BxN.shape
         frames_B = np.full(b, n) if frames_B is None else np.asarray(frames_B)
+        chunk, context = self.chunking.sizes(1, rate=SAMPLE_RATE / self.hop)
+        if n > chunk + 2 * context:
+            return self._decode_windows(indices_BxN, np.minimum(frames_B, n), chunk, context)
         padded = bucket_length(max(n, 1), DECODE_UNIT)
         indices = np.pad(indices_BxN, ((0, 0), (0, padded - n)))
         mask = np.arange(padded)[None, :] < np.minimum(frames_B, n)[:, None]
         audio = self.decode_masked(indices, mask, np.broadcast_to(np.arange(padded),
                                                                   (b, padded)))
         return audio[:, :n * self.hop]
+
+    def _decode_windows(self, indices_BxN, frames_B, chunk: int, context: int) -> np.ndarray:
+        """decode of long rows: each window of chunk + 2 * context frames (local rotary
+        positions; only differences matter) keeps the audio of its kept frames."""
+        b, n = indices_BxN.shape
+        hop, width = self.hop, chunk + 2 * context
+        audio = np.zeros((b, n * hop), np.float32)
+        jobs = [(r, w) for r in range(b) for w in plan_windows(int(frames_B[r]), chunk, context)]
+        for batch, real in batched(jobs, self.chunking.batch):
+            codes = np.zeros((len(batch), width), np.int32)
+            for i, (r, w) in enumerate(batch):
+                codes[i, :w.hi - w.lo] = indices_BxN[r, w.lo:w.hi]
+            mask = np.arange(width)[None] < np.array([w.hi - w.lo for _, w in batch])[:, None]
+            out = self.decode_masked(codes, mask, np.broadcast_to(np.arange(width), mask.shape))
+            for i, (r, w) in enumerate(batch[:real]):
+                audio[r, w.start * hop:w.end * hop] = out[i, (w.start - w.lo) * hop:
+                                                          (w.end - w.lo) * hop]
+        return audio
 
     def decode_masked(self, indices_BxN, mask_BxN, positions_BxN) -> np.ndarray:
         """Like decode, with any frame mask bool [B, N] and rotary positions int [B, N]."""

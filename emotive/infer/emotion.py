@@ -8,7 +8,10 @@ Both models give arousal, dominance, valence (in that order, roughly in [0, 1]);
 model and a student with a category head also give probabilities over the 8 emotions.
 Rows are zero-padded to a bucket length and their valid lengths passed along
 (`emotive.infer.predictor`): both models mask padding, so a padded row gives the row's own
-result, and jit sees one shape per bucket instead of one per clip.
+result, and jit sees one shape per bucket instead of one per clip. Audio longer than one
+window of `predictor.chunking` (28 s + 2 x 2 s of context by default) runs in windows,
+a few at a time (`emotive.infer.chunking`): A/D/V and logits are the means over windows
+weighted by their kept lengths, so memory stays flat in the length of the recording.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 from emotive.codecs.audio import load_audio
 from emotive.configs.common import SAMPLE_RATE
 from emotive.data.emotions import EMOTIONS
+from emotive.infer.chunking import Chunking, chunked_apply
 from emotive.infer.predictor import Predictor
 from emotive.models.ser import ADV_ORDER
 
@@ -43,6 +47,7 @@ class EmotionPredictor(Predictor):
     """A trained emotion model (`ser` or `student`) with a jitted, padded batch predict."""
 
     tasks = EMOTION_TASKS
+    chunking = Chunking()
 
     @property
     def has_categories(self) -> bool:
@@ -51,8 +56,12 @@ class EmotionPredictor(Predictor):
     def predict(self, audio_BxT: np.ndarray, lengths_B: np.ndarray | None = None) -> dict:
         """Float audio [B, T] at 16 kHz (rows valid up to `lengths_B`, default T) -> dict of
         numpy arrays: adv float32 [B, 3] and, with a category head, logits and probs [B, 8]
-        (else None)."""
-        adv, logits = self.apply(_forward, audio_BxT, lengths_B)
+        (else None). Rows longer than a window: length-weighted means over windows."""
+        if self.chunking.fits(np.shape(audio_BxT)[1]):
+            adv, logits = self.apply(_forward, audio_BxT, lengths_B)
+        else:
+            (adv, logits), _ = chunked_apply(self, _forward, audio_BxT, lengths_B,
+                                             self.chunking, ("pool", "pool"))
         logits = np.asarray(logits) if self.has_categories else None
         return {"adv": np.asarray(adv), "logits": logits,
                 "probs": None if logits is None else softmax(logits)}

@@ -181,21 +181,67 @@ def guided(logits_BxV, weights_K) -> jax.Array:
     return jnp.repeat(combined, k + 1, axis=0)
 
 
-def candidates(logits_BxV, cfg: SamplingConfig, knobs: Knobs):
-    """(logits [B, C], their ids [C]): the whole vocabulary, or with allowed_range only ids
-    lo..hi-1 then the stop slots (unused slots and stops inside the range masked), so that
-    top-k/top-p sort C ids rather than the vocabulary (65,536 codes of Llasa's 193,800)."""
-    v = logits_BxV.shape[-1]
+def candidate_ids(cfg: SamplingConfig, knobs: Knobs) -> tuple[jax.Array, jax.Array | None]:
+    """(ids [C], stop_ok [MAX_STOPS] or None): the whole vocabulary, or with allowed_range
+    ids lo..hi-1 then the MAX_STOPS stop slots; stop_ok masks the unused slots and the stops
+    inside the range (already candidates)."""
     if cfg.allowed_range is None:
-        return logits_BxV, jnp.arange(v)
+        return None, None
     lo, hi = cfg.allowed_range
     stops = knobs.stop_ids
-    extra = (stops >= 0) & ((stops < lo) | (stops >= hi))
-    ids = jnp.concatenate([jnp.arange(lo, hi), jnp.maximum(stops, 0)])
-    values = jnp.concatenate([logits_BxV[:, lo:hi],
-                              jnp.where(extra, logits_BxV[:, jnp.maximum(stops, 0)], NEG_INF)],
-                             axis=1)
-    return values, ids
+    stop_ok = (stops >= 0) & ((stops < lo) | (stops >= hi))
+    return jnp.concatenate([jnp.arange(lo, hi), jnp.maximum(stops, 0)]), stop_ok
+
+
+def take_candidates(x_BxV, cfg: SamplingConfig, knobs: Knobs) -> jax.Array:
+    """Columns of x [B, V] at the candidate ids: a slice and MAX_STOPS columns, never a
+    gather over the vocabulary."""
+    if cfg.allowed_range is None:
+        return x_BxV
+    lo, hi = cfg.allowed_range
+    return jnp.concatenate([x_BxV[:, lo:hi], x_BxV[:, jnp.maximum(knobs.stop_ids, 0)]], axis=1)
+
+
+def candidates(logits_BxV, cfg: SamplingConfig, knobs: Knobs):
+    """(logits [B, C], their ids [C]) from full logits: the whole vocabulary, or with
+    allowed_range ids lo..hi-1 then the stop slots (unused slots and stops inside the range
+    masked), so that the filters see C ids rather than the vocabulary."""
+    ids, stop_ok = candidate_ids(cfg, knobs)
+    if ids is None:
+        return logits_BxV, jnp.arange(logits_BxV.shape[-1])
+    values = take_candidates(logits_BxV, cfg, knobs)
+    return _mask_stop_slots(values, stop_ok), ids
+
+
+def _mask_stop_slots(values_BxC, stop_ok):
+    c = values_BxC.shape[1] - stop_ok.shape[0]
+    keep = jnp.concatenate([jnp.ones(c, bool), stop_ok])
+    return jnp.where(keep[None], values_BxC, NEG_INF)
+
+
+def decode_head(model: CausalLM, cfg: SamplingConfig) -> jax.Array:
+    """The head's candidate columns laid out for decoding, [C0, E] in compute dtype: all ids,
+    or with allowed_range ids lo..hi-1 only. Made once per Decoder, outside the loop: a
+    slice of the kernel inside the loop would be copied every step, and the contraction
+    axis minor on both sides runs up to 3x faster on CPU in bf16 (bench/decode.py)."""
+    lo, hi = (0, None) if cfg.allowed_range is None else cfg.allowed_range
+    return model.head_weight(lo, hi).T
+
+
+def head_candidates(model: CausalLM, h_BxE, cfg: SamplingConfig, knobs: Knobs,
+                    head_C0xE: jax.Array):
+    """(logits [B, C] fp32, ids [C]) from final hidden states and `decode_head(model, cfg)`:
+    with allowed_range the head runs over ids lo..hi-1 and the stop ids only (a third of a
+    Llasa head: 65,536 codes of 193,800 ids), so the other logits are never computed."""
+    x = h_BxE.astype(head_C0xE.dtype)
+    values = jnp.einsum("be,ce->bc", x, head_C0xE, preferred_element_type=jnp.float32)
+    ids, stop_ok = candidate_ids(cfg, knobs)
+    if ids is None:
+        return values, jnp.arange(model.vocab_size)
+    stop_w = model.head_weight()[:, jnp.maximum(knobs.stop_ids, 0)]  # [E, MAX_STOPS]
+    stop_logits = jnp.einsum("be,es->bs", x, stop_w.astype(x.dtype),
+                             preferred_element_type=jnp.float32)
+    return _mask_stop_slots(jnp.concatenate([values, stop_logits], axis=1), stop_ok), ids
 
 
 def penalize(logits_BxC, seen_BxC, penalty) -> jax.Array:
@@ -212,22 +258,65 @@ def top_p_mask(sorted_logits_BxK: jax.Array, top_p) -> jax.Array:
     return mass_above < top_p
 
 
+def _order_key(x):
+    """float32 -> int32 with the same order (IEEE bits, negatives flipped)."""
+    bits = jax.lax.bitcast_convert_type(x.astype(jnp.float32), jnp.int32)
+    return jnp.where(bits < 0, bits ^ jnp.int32(0x7FFFFFFF), bits)
+
+
+def top_p_threshold_mask(logits_BxC: jax.Array, top_p) -> jax.Array:
+    """top_p_mask without a sort: keep the tokens whose logit is at least the smallest
+    logit x at which the mass strictly above x falls below top_p. A bisection over the 2^32
+    float orderings (32 passes over C, no sort) finds x exactly; the kept set is the
+    sorted rule's, except that tied logits are kept or dropped together."""
+    probs = jax.nn.softmax(logits_BxC, axis=-1)
+    keys = _order_key(logits_BxC)
+
+    def mass_above(x_B):
+        return jnp.sum(jnp.where(keys > x_B[:, None], probs, 0.0), axis=-1)
+
+    def halve(_, bounds):  # invariant: mass_above(hi) < top_p <= mass_above(lo - 1)
+        lo, hi = bounds
+        mid = (lo & hi) + ((lo ^ hi) >> 1)  # floor((lo + hi) / 2) without overflow
+        below = mass_above(mid) < top_p
+        return jnp.where(below, lo, mid + 1), jnp.where(below, mid, hi)
+
+    lo, hi = jnp.min(keys, axis=-1), jnp.max(keys, axis=-1)
+    lo, hi = jax.lax.fori_loop(0, 32, halve, (lo, hi))
+    return keys >= hi[:, None]
+
+
 def filter_logits(logits_BxC: jax.Array, cfg: SamplingConfig,
                   knobs: Knobs | None = None) -> tuple[jax.Array, jax.Array]:
     """Temperature, top-k and top-p. Returns (kept logits [B, K], their columns [B, K]);
-    dropped ones hold NEG_INF. K is top_k when set, else C (sorted only if top_p needs it)."""
+    dropped ones hold NEG_INF. K is top_k when set (sorted by lax.top_k), else C, unsorted:
+    top-p alone finds its threshold by bisection (top_p_threshold_mask), so the
+    vocabulary is never sorted."""
     knobs = make_knobs(cfg) if knobs is None else knobs
     logits = logits_BxC / knobs.temperature
     b, c = logits.shape
     if 0 < cfg.top_k < c:
         values, cols = jax.lax.top_k(logits, cfg.top_k)  # sorted high to low
-    elif cfg.top_p < 1.0:
-        values, cols = jax.lax.top_k(logits, c)  # a full sort, columns kept
-    else:
-        return logits, jnp.broadcast_to(jnp.arange(c), (b, c))
+        if cfg.top_p < 1.0:
+            values = jnp.where(top_p_mask(values, knobs.top_p), values, NEG_INF)
+        return values, cols
+    cols = jnp.broadcast_to(jnp.arange(c), (b, c))
     if cfg.top_p < 1.0:
-        values = jnp.where(top_p_mask(values, knobs.top_p), values, NEG_INF)
-    return values, cols
+        logits = jnp.where(top_p_threshold_mask(logits, knobs.top_p), logits, NEG_INF)
+    return logits, cols
+
+
+def draw(keys_B, step, logits_BxK) -> jax.Array:
+    """One column per row from softmax(logits) by the inverse CDF: a single uniform per row
+    (row b's from fold_in(keys_B[b], step)) and a cumulative sum, instead of one Gumbel
+    variate per candidate (65k random numbers per row and step at a Llasa vocabulary)."""
+    u_B = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, step), (),
+                                                minval=jnp.finfo(jnp.float32).tiny))(keys_B)
+    probs = jnp.exp(logits_BxK - jnp.max(logits_BxK, axis=-1, keepdims=True))
+    cdf = jnp.cumsum(probs, axis=-1)
+    # The first column whose cumulative mass reaches u * total; a zero-mass column never
+    # does before the column with mass preceding it, and u > 0 skips leading zeros.
+    return jnp.sum(cdf < (u_B * cdf[:, -1])[:, None], axis=-1).astype(jnp.int32)
 
 
 def next_tokens(logits_BxV, seen_BxV, keys_B, step, cfg: SamplingConfig,
@@ -236,33 +325,42 @@ def next_tokens(logits_BxV, seen_BxV, keys_B, step, cfg: SamplingConfig,
     seen_BxV (bool, ids already in the row) is needed when the penalty is on."""
     knobs = make_knobs(cfg) if knobs is None else knobs
     logits, ids_C = candidates(logits_BxV, cfg, knobs)
+    return draw_candidates(logits, ids_C, seen_BxV, keys_B, step, cfg, knobs)
+
+
+def draw_candidates(logits_BxC, ids_C, seen_BxV, keys_B, step, cfg: SamplingConfig,
+                    knobs: Knobs) -> jax.Array:
+    """One token id per row from candidate logits [B, C] with ids [C]: no stop before
+    min_new_tokens, the repetition penalty, then greedy or the filters and a draw."""
     # No stop before min_new_tokens (a knob, like the stop ids: 0 changes nothing).
     early_stop_BxC = ((step < jnp.reshape(knobs.min_new, (-1, 1)))
                       & jnp.isin(ids_C, knobs.stop_ids)[None, :])
-    logits = jnp.where(early_stop_BxC, NEG_INF, logits)
+    logits = jnp.where(early_stop_BxC, NEG_INF, logits_BxC)
     if cfg.repetition_penalty != 1.0:
-        seen = seen_BxV if cfg.allowed_range is None else seen_BxV[:, ids_C]
-        logits = penalize(logits, seen, knobs.penalty)
+        logits = penalize(logits, take_candidates(seen_BxV, cfg, knobs), knobs.penalty)
     if cfg.temperature == 0:
         return ids_C[jnp.argmax(logits, axis=-1)].astype(jnp.int32)
     values_BxK, cols_BxK = filter_logits(logits, cfg, knobs)
-
-    def draw(key, values_K, cols_K):
-        return cols_K[jax.random.categorical(jax.random.fold_in(key, step), values_K)]
-
-    return ids_C[jax.vmap(draw)(keys_B, values_BxK, cols_BxK)].astype(jnp.int32)
+    picked_B = draw(keys_B, step, values_BxK)
+    return ids_C[jnp.take_along_axis(cols_BxK, picked_B[:, None], axis=1)[:, 0]].astype(
+        jnp.int32)
 
 
 # ----------------------------------------------------------------------------- the loop
 
 
-def prefill_logits(model: CausalLM, tokens_BxT, positions_BxT, cache, last_B):
-    """Logits [B, V] of token last_B[b] of each row, and the cache: the output head runs on
-    one position per row only (at a Llasa vocabulary it costs a third of a prefill)."""
+def prefill_hidden(model: CausalLM, tokens_BxT, positions_BxT, cache, last_B):
+    """Final hidden state [B, E] of token last_B[b] of each row, and the cache: the output
+    head then runs on one position per row only (at a Llasa vocabulary it costs a third of
+    a prefill)."""
     h, cache = model.body(model.embed(tokens_BxT), positions=positions_BxT, cache=cache)
-    h_Bx1xE = jnp.take_along_axis(h, last_B[:, None, None], axis=1)
-    logits = model.embed.attend(h_Bx1xE) if model.head is None else model.head(h_Bx1xE)
-    return logits[:, 0].astype(jnp.float32), cache
+    return jnp.take_along_axis(h, last_B[:, None, None], axis=1)[:, 0], cache
+
+
+def prefill_logits(model: CausalLM, tokens_BxT, positions_BxT, cache, last_B):
+    """Logits [B, V] of token last_B[b] of each row, and the cache."""
+    h_BxE, cache = prefill_hidden(model, tokens_BxT, positions_BxT, cache, last_B)
+    return model.logits(h_BxE), cache
 
 
 class DecodeState(NamedTuple):
@@ -285,16 +383,20 @@ class DecodeState(NamedTuple):
     min_new: jax.Array
 
 
-def _emit(state: DecodeState, logits_BxV, knobs: Knobs, cfg: SamplingConfig) -> DecodeState:
-    """Draws new token i of every row from its logits; finished rows emit pad."""
+def _emit(state: DecodeState, model: CausalLM, head_C0xE, h_BxE, knobs: Knobs,
+          cfg: SamplingConfig) -> DecodeState:
+    """Draws new token i of every row from its final hidden state; finished rows emit pad."""
     i, done = state.i, state.done
     group = len(cfg.guidance) + 1
     rows = jnp.arange(done.shape[0])
     leader_B = (rows // group) * group
     seen = state.seen
-    token = next_tokens(guided(logits_BxV, knobs.guidance),
-                        None if seen is None else seen[leader_B], state.keys, i, cfg,
-                        knobs._replace(min_new=state.min_new))
+    logits_BxC, ids_C = head_candidates(model, h_BxE, cfg, knobs, head_C0xE)
+    if seen is not None and group > 1:
+        seen = seen[leader_B]  # a group penalises its leader's tokens
+    token = draw_candidates(guided(logits_BxC, knobs.guidance), ids_C, seen, state.keys, i,
+                            cfg, knobs._replace(min_new=state.min_new))
+    seen = state.seen
     token = jnp.where(done, knobs.pad_id, token)
     is_stop = ~done & jnp.isin(token, knobs.stop_ids)
     if seen is not None:
@@ -321,9 +423,14 @@ def _batch_constrained(tree, sharding):
     return jax.tree.map(put, tree)
 
 
+@functools.partial(jax.jit, static_argnames=("graphdef", "cfg"))
+def _decode_head(graphdef, params, *, cfg: SamplingConfig) -> jax.Array:
+    return decode_head(nnx.merge(graphdef, params), cfg)
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "sharding"))
-def _start(graphdef, params, prompt_BxP, lengths_B, prefix_len, keys_B, knobs: Knobs, *,
-           cfg: SamplingConfig, sharding=None) -> DecodeState:
+def _start(graphdef, params, head_C0xE, prompt_BxP, lengths_B, prefix_len, keys_B,
+           knobs: Knobs, *, cfg: SamplingConfig, sharding=None) -> DecodeState:
     """Prefills prompt + prefix (row b's first lengths_B[b] + prefix_len tokens of
     prompt_BxP, the last prefix_len of them already-sampled new tokens) and draws new token
     prefix_len. The cache holds P + max_new slots, P = prompt_BxP's width."""
@@ -348,15 +455,15 @@ def _start(graphdef, params, prompt_BxP, lengths_B, prefix_len, keys_B, knobs: K
         seen = seen.at[rows[:, None], ids].set(True, mode="drop")
     positions = jnp.broadcast_to(jnp.arange(p, dtype=jnp.int32), (b, p))
     cache = _batch_constrained(model.init_cache(b, p + n), sharding)
-    logits, cache = prefill_logits(model, prompt_BxP, positions, cache, total_B - 1)
+    h_BxE, cache = prefill_hidden(model, prompt_BxP, positions, cache, total_B - 1)
     cache = _batch_constrained(cache, sharding)
     state = DecodeState(jnp.asarray(prefix_len, jnp.int32), prompt_BxP[rows, total_B - 1],
                         cache, seen, done, out, count, lengths_B, keys_B, knobs.min_new)
-    return _emit(state, logits, knobs, cfg)
+    return _emit(state, model, head_C0xE, h_BxE, knobs, cfg)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "cfg"), donate_argnums=(2,))
-def _advance(graphdef, params, state: DecodeState, until, knobs: Knobs, *,
+@functools.partial(jax.jit, static_argnames=("graphdef", "cfg"), donate_argnums=(3,))
+def _advance(graphdef, params, head_C0xE, state: DecodeState, until, knobs: Knobs, *,
              cfg: SamplingConfig) -> DecodeState:
     """Decodes one token per step until step `until` (at most max_new) or every row stops."""
     model = nnx.merge(graphdef, params)
@@ -367,8 +474,8 @@ def _advance(graphdef, params, state: DecodeState, until, knobs: Knobs, *,
 
     def body(s: DecodeState):
         pos = (s.lengths + s.i - 1)[:, None]
-        logits, cache = model(s.token[:, None], positions=pos, cache=s.cache)
-        return _emit(s._replace(cache=cache), logits[:, 0], knobs, cfg)
+        h, cache = model.body(model.embed(s.token[:, None]), positions=pos, cache=s.cache)
+        return _emit(s._replace(cache=cache), model, head_C0xE, h[:, 0], knobs, cfg)
 
     return jax.lax.while_loop(cond, body, state)
 
@@ -452,6 +559,8 @@ class Decoder:
         self.group = len(cfg.guidance) + 1
         self.knobs = make_knobs(cfg)
         self.key = program_key(cfg)
+        # One copy of the head's candidate columns in decode layout, made once.
+        self.head = _decode_head(self.model.graphdef, self.model.state, cfg=self.key)
 
     def start(self, prompts: Sequence[Sequence[int]], *, seeds: Sequence[int],
               prefixes=None, min_new_tokens: Sequence[int] | None = None) -> DecodeState:
@@ -508,7 +617,7 @@ class Decoder:
             prompt_BxP, lengths_B, keys, min_new = jax.device_put(
                 (prompt_BxP, lengths_B, keys, min_new), self.sharding)
             knobs = knobs._replace(min_new=min_new)
-        return _start(model.graphdef, model.state, prompt_BxP, lengths_B,
+        return _start(model.graphdef, model.state, self.head, prompt_BxP, lengths_B,
                       np.int32(prefix.shape[1]), keys, knobs, cfg=self.key,
                       sharding=self.sharding)
 
@@ -524,7 +633,7 @@ class Decoder:
     def advance(self, state: DecodeState, steps: int) -> DecodeState:
         """Up to `steps` more tokens per row (fewer at max_new_tokens or when all stopped).
         The state passed in is consumed (its buffers are reused)."""
-        return _advance(self.model.graphdef, self.model.state, state,
+        return _advance(self.model.graphdef, self.model.state, self.head, state,
                         state.i + np.int32(steps), self.knobs, cfg=self.key)
 
     def select(self, state: DecodeState, rows: Sequence[int], *,

@@ -3,6 +3,10 @@
     enc = load_speaker_encoder("runs/speaker-base")        # a run dir, checkpoints/ or step
     emb_BxD = enc.embed(audio_BxT, lengths_B)              # unit-length embeddings (numpy)
 
+Audio longer than one window of `enc.chunking` (28 s + 2 x 2 s of context by default) runs
+in windows, a few at a time (`emotive.infer.chunking`); the embedding is the mean of the
+windows' embeddings weighted by their kept lengths, re-normalised to unit length.
+
 Held-out EER is `emotive eval speaker` (emotive.evals.speaker).
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from emotive.infer.chunking import Chunking, chunked_apply
 from emotive.infer.predictor import Predictor
 
 
@@ -22,6 +27,7 @@ class SpeakerEmbedder(Predictor):
     """A loaded speaker encoder with a jitted embedding function."""
 
     tasks = ("speaker",)
+    chunking = Chunking()
 
     @property
     def dim(self) -> int:
@@ -29,8 +35,13 @@ class SpeakerEmbedder(Predictor):
 
     def embed(self, audio_BxT, lengths_B=None) -> np.ndarray:
         """Unit-length embeddings float32 [B, D] of float audio [B, T] at 16 kHz with valid
-        lengths [B] (default: whole rows)."""
-        return np.asarray(self.apply(_embed, audio_BxT, lengths_B))
+        lengths [B] (default: whole rows). Rows longer than a window: the length-weighted
+        mean over windows, re-normalised."""
+        if self.chunking.fits(np.shape(audio_BxT)[1]):
+            return np.asarray(self.apply(_embed, audio_BxT, lengths_B))
+        (emb,), _ = chunked_apply(self, _embed, audio_BxT, lengths_B, self.chunking, ("pool",),
+                                  frame=self.cfg.model.encoder.frame_samples)
+        return emb / np.maximum(np.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
 
 
 def load_speaker_encoder(ckpt) -> SpeakerEmbedder:

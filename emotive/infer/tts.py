@@ -10,7 +10,10 @@ as Llasa does) and every (sentence, sample) pair is one row of one batch through
 `emotive.infer.sampling.generate`, restricted to the speech codes and SPEECH_GENERATION_END.
 No sentence may stop before MIN_SECONDS_PER_CHAR per character of its text (per-row
 min_new_tokens). Each sample's sentences are joined with PAUSE_SECONDS of silence. Row
-seeds derive from (seed, sample, sentence), so a seed reproduces the output.
+seeds derive from (seed, sample, sentence), so a seed reproduces the output. Texts of more
+than SENTENCES_PER_BATCH sentences decode (LM, then codec) that many sentences a batch, so
+`progress` (a tqdm bar on stderr, what `emotive tts` shows) advances as sentences finish
+and the KV cache stays the size of one group; shorter texts are one batch, as before.
 
 Zero-shot voice prompts are continuation, as in Llasa: the reference wav is encoded by the
 codec, its transcript goes before the text and its codes after SPEECH_GENERATION_START, so the
@@ -34,6 +37,7 @@ import pathlib
 from typing import Any, NamedTuple, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from emotive.codecs.audio import load_audio
 from emotive.codecs.sentences import check_text, split_sentences
@@ -49,6 +53,7 @@ MAX_REF_SECONDS = 15.0  # Llasa's prompts are a few seconds; longer ones crowd o
 MIN_REF_SECONDS = 0.5
 PAUSE_SECONDS = 0.25  # silence between sentences
 MAX_SENTENCE_CHARS = 100
+SENTENCES_PER_BATCH = 4  # long texts: sentences decoded per batch (progress, bounded cache)
 # No sentence may end before this many seconds per character of its text: about half the
 # corpus voices' slowest rate, so it only stops the failure of ending at once (a 20 ms blip
 # for a whole sentence), never a natural ending.
@@ -82,7 +87,7 @@ def synthesize(lm, codec: LoadedCodec, text: str, *, emotion: str | None = None,
                ref_text: str | None = None, num_samples: int = 1, seed: int = 0,
                sampling: SamplingConfig = DEFAULT_SAMPLING, max_seconds: float = 20.0,
                text_scale: float = 1.0, emotion_scale: float = 1.0,
-               issues: list[str] | None = None) -> list[np.ndarray]:
+               issues: list[str] | None = None, progress: bool = False) -> list[np.ndarray]:
     """Speaks `text`; returns `num_samples` float32 waveforms [T] at 16 kHz.
 
     lm: what `emotive.infer.tts_model.load_tts` returns. emotion/intensity/speaker pick the
@@ -90,14 +95,15 @@ def synthesize(lm, codec: LoadedCodec, text: str, *, emotion: str | None = None,
     sampling: temperature, top-k/top-p, repetition penalty (its max_new_tokens, stop ids,
     pad id and allowed range are set here). max_seconds bounds each sentence's audio.
     text_scale / emotion_scale: classifier-free guidance (1: off; module docstring). Notes
-    (sentences cut by the limit) are appended to `issues` when a list is given.
+    (sentences cut by the limit) are appended to `issues` when a list is given. progress:
+    a tqdm bar over the sentences on stderr (texts of several sentences).
     """
     notes: list[list[str]] = [[]]
     waves = synthesize_batch(lm, codec, [text], emotions=[emotion], intensities=[intensity],
                              speaker=speaker, ref_wav=ref_wav, ref_text=ref_text,
                              num_samples=num_samples, seed=seed, sampling=sampling,
                              max_seconds=max_seconds, text_scale=text_scale,
-                             emotion_scale=emotion_scale, notes=notes)[0]
+                             emotion_scale=emotion_scale, notes=notes, progress=progress)[0]
     if issues is not None:
         issues.extend(notes[0])
     return waves
@@ -109,8 +115,8 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
                      ref_wav=None, ref_text: str | None = None, num_samples: int = 1,
                      seed: int = 0, sampling: SamplingConfig = DEFAULT_SAMPLING,
                      max_seconds: float = 20.0, text_scale: float = 1.0,
-                     emotion_scale: float = 1.0,
-                     notes: list[list[str]] | None = None) -> list[list[np.ndarray]]:
+                     emotion_scale: float = 1.0, notes: list[list[str]] | None = None,
+                     progress: bool = False) -> list[list[np.ndarray]]:
     """Speaks several texts in one batch: waves[k][j] is sample j of texts[k].
 
     emotions[k] / intensities[k] tag text k (default: no emotion tag, intensity 2); the
@@ -119,6 +125,7 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
     text k comes out exactly as `synthesize(texts[k], seed=seed + k, ...)` would give it.
     `notes`, when given, is a list of one list per text that receives that text's notes.
     text_scale / emotion_scale: classifier-free guidance scales (module docstring).
+    progress: a tqdm bar over the sentences on stderr (when there are several).
     """
     if num_samples < 1:
         raise UserError(f"num_samples must be at least 1, got {num_samples}")
@@ -128,9 +135,27 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
                       speaker=speaker, ref_wav=ref_wav, ref_text=ref_text, sampling=sampling,
                       max_seconds=max_seconds, text_scale=text_scale,
                       emotion_scale=emotion_scale)
-    rows = [(u, j) for u in range(len(plan.units)) for j in range(num_samples)]
+    units = len(plan.units)
+    per_batch = units if units <= SENTENCES_PER_BATCH else SENTENCES_PER_BATCH
+    bar = tqdm(total=units, desc="tts", unit="sentence", leave=False,
+               disable=not progress or units < 2)
+    pieces = {}
+    model = prepare(lm.model)
+    for first in range(0, units, per_batch):
+        rows = [(u, j) for u in range(first, min(first + per_batch, units))
+                for j in range(num_samples)]
+        pieces.update(_speak(model, codec, lm.vocab, plan, rows, seed, notes))
+        bar.update(len(rows) // num_samples)
+    bar.close()
+    return [[join_sentences([pieces[(k, i), j] for i in range(len(plan.sentences[k]))])
+             for j in range(num_samples)] for k in range(len(texts))]
+
+
+def _speak(model, codec: LoadedCodec, vocab, plan: "Plan", rows, seed: int,
+           notes: list[list[str]] | None) -> dict:
+    """Decodes (unit u, sample j) rows in one batch: {((k, i), j): audio float32 [T]}."""
     seeds = [plan.seed(seed, u, j) for u, j in rows]
-    out = generate(prepare(lm.model), plan.rows([u for u, _ in rows]), plan.sampling,
+    out = generate(model, plan.rows([u for u, _ in rows]), plan.sampling,
                    seeds=plan.repeat(seeds), max_len=plan.max_len,
                    min_new_tokens=plan.repeat([plan.min_new[u] for u, _ in rows]))
     out = type(out)(out.tokens[::plan.group], out.lengths[::plan.group])  # groups are equal
@@ -142,10 +167,8 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
         elif notes is not None and length == 0:
             notes[k].append(f"sample {j}, sentence {i + 1} ended at once (no speech); try "
                             "another seed")
-    audio = decode_rows(codec, lm.vocab, out.tokens, out.lengths)
-    pieces = {(plan.units[u], j): audio[r] for r, (u, j) in enumerate(rows)}
-    return [[join_sentences([pieces[(k, i), j] for i in range(len(plan.sentences[k]))])
-             for j in range(num_samples)] for k in range(len(texts))]
+    audio = decode_rows(codec, vocab, out.tokens, out.lengths)
+    return {(plan.units[u], j): audio[r] for r, (u, j) in enumerate(rows)}
 
 
 class TTSPipeline(NamedTuple):

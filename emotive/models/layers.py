@@ -60,8 +60,11 @@ class Dense(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         n_in = len(self.in_shape)
         kernel = self.kernel[...].astype(self.dtype)
+        # fp32 accumulation whatever the compute dtype: on CPUs with bf16 dot products
+        # (AVX512-BF16) bf16 x bf16 -> fp32 runs 2-3x faster than a bf16 -> bf16 dot.
         y = jax.lax.dot_general(x.astype(self.dtype), kernel,
-                                ((tuple(range(x.ndim - n_in, x.ndim)), tuple(range(n_in))), ((), ())))
+                                ((tuple(range(x.ndim - n_in, x.ndim)), tuple(range(n_in))), ((), ())),
+                                preferred_element_type=jnp.float32).astype(self.dtype)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
         return y
@@ -81,7 +84,8 @@ class Embed(nnx.Module):
 
     def attend(self, x: jax.Array) -> jax.Array:
         return jnp.einsum("...d,vd->...v", x.astype(self.dtype),
-                          self.embedding[...].astype(self.dtype))
+                          self.embedding[...].astype(self.dtype),
+                          preferred_element_type=jnp.float32).astype(self.dtype)
 
 
 class RMSNorm(nnx.Module):

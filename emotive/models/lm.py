@@ -32,11 +32,35 @@ class CausalLM(nnx.Module):
         """Returns logits [B, T, V] in fp32, or (logits, cache) when a cache is given."""
         x = self.embed(tokens_BxT)
         h, cache = self.body(x, positions=positions, segment_ids=segment_ids, cache=cache)
-        logits = self.embed.attend(h) if self.head is None else self.head(h)
-        logits = constrain(logits.astype(jnp.float32), ("batch", "length", "act_vocab"))
+        logits = constrain(self.logits(h), ("batch", "length", "act_vocab"))
         if cache is not None:
             return logits, cache
         return (logits, h) if return_hidden else logits
+
+    def hidden(self, tokens_BxT, *, positions=None, segment_ids=None) -> jax.Array:
+        """Final hidden states [B, T, E] without the head (for a loss that applies it in
+        chunks, `emotive.train.losses.chunked_lm_loss`)."""
+        return self.body(self.embed(tokens_BxT), positions=positions,
+                         segment_ids=segment_ids)[0]
+
+    def head_weight(self, lo: int = 0, hi: int | None = None) -> jax.Array:
+        """The output projection's columns for ids lo..hi-1, [E, hi - lo] in compute dtype."""
+        hi = self.vocab_size if hi is None else hi
+        if self.head is None:
+            w = self.embed.embedding[lo:hi].T
+        else:
+            w = self.head.kernel[:, lo:hi]
+        return w.astype(self.embed.dtype)
+
+    def logits(self, h_BxTxE: jax.Array, lo: int = 0, hi: int | None = None) -> jax.Array:
+        """fp32 logits [B, T, hi - lo] of ids lo..hi-1 from final hidden states: the head
+        restricted to an id range costs that range's share of the full head."""
+        if lo == 0 and hi is None:  # the full head, as trained
+            out = self.embed.attend(h_BxTxE) if self.head is None else self.head(h_BxTxE)
+        else:
+            w = self.head_weight(lo, hi)
+            out = jnp.einsum("...e,ev->...v", h_BxTxE.astype(w.dtype), w)
+        return out.astype(jnp.float32)
 
     def init_cache(self, batch: int, max_len: int) -> KVCache:
         return KVCache.zeros(self.cfg, batch, max_len)

@@ -88,15 +88,33 @@ def apply_rope(x_BxTxNxD: jax.Array, positions_BxT: jax.Array, inv_freq: jax.Arr
 # ----------------------------------------------------------------------------- attention
 
 
-def dot_product_attention(q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask_Bx1xTxS) -> jax.Array:
-    """Softmax attention with grouped-query heads; the project's only attention kernel."""
+def dot_product_attention(q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask_Bx1xTxS=None, *,
+                          causal: bool = False, kernel: str = "einsum") -> jax.Array:
+    """Softmax attention with grouped-query heads; the project's only attention. Returns
+    [B, T, H, D].
+
+    Query t attends to key s where the boolean mask holds (any shape broadcasting to
+    [B, 1, T, S]; None = everywhere) and, with `causal`, s <= t. A fully masked query row
+    (padding) averages v uniformly instead of giving NaN. `kernel` (`model.attention`):
+    "einsum" is the reference (fp32 softmax); "fused" is `jax.nn.dot_product_attention` with
+    jax's own choice of implementation; "cudnn" demands cuDNN flash attention (GPU, bf16).
+    Passing `causal` rather than a causal mask lets a fused kernel skip masked blocks.
+    """
+    if kernel != "einsum":
+        return jax.nn.dot_product_attention(
+            q_BxTxHxD, k_BxSxKxD, v_BxSxKxD, mask=mask_Bx1xTxS, is_causal=causal,
+            implementation=None if kernel == "fused" else kernel)
     num_kv = k_BxSxKxD.shape[2]
     q = rearrange(q_BxTxHxD, "b t (k g) d -> b t k g d", k=num_kv)
     scale = q.shape[-1] ** -0.5
     logits = jnp.einsum("btkgd,bskd->bkgts", q * jnp.asarray(scale, q.dtype), k_BxSxKxD)
     logits = logits.astype(jnp.float32)
-    mask = mask_Bx1xTxS[:, :, None]  # [B, 1, 1, T, S]
-    logits = jnp.where(mask, logits, NEG_INF)
+    mask = mask_Bx1xTxS
+    if causal:
+        tril = jnp.tril(jnp.ones(logits.shape[-2:], bool))[None, None]
+        mask = tril if mask is None else mask & tril
+    if mask is not None:
+        logits = jnp.where(mask[:, :, None], logits, NEG_INF)  # [B, 1, 1, T, S] over K, G
     probs = jax.nn.softmax(logits, axis=-1).astype(v_BxSxKxD.dtype)
     out = jnp.einsum("bkgts,bskd->btkgd", probs, v_BxSxKxD)
     return rearrange(out, "b t k g d -> b t (k g) d")
@@ -139,9 +157,10 @@ class Attention(nnx.Module):
         self.use_rope = cfg.position == "rope" and not cross
         self.cfg = cfg
 
-    def __call__(self, x_BxTxE, mask_Bx1xTxS, *, positions_BxT=None, kv_input_BxSxE=None,
-                 cache_k=None, cache_v=None):
-        """Returns (output [B, T, E], updated cache_k, cache_v or None)."""
+    def __call__(self, x_BxTxE, mask_Bx1xTxS, *, causal=False, positions_BxT=None,
+                 kv_input_BxSxE=None, cache_k=None, cache_v=None):
+        """Returns (output [B, T, E], updated cache_k, cache_v or None); the mask and
+        `causal` are `dot_product_attention`'s."""
         kv_in = x_BxTxE if kv_input_BxSxE is None else kv_input_BxSxE
         q = constrain(self.q(x_BxTxE), ("batch", "length", "act_heads", "head_dim"))
         k = constrain(self.k(kv_in), ("batch", "length", "act_kv_heads", "head_dim"))
@@ -155,7 +174,8 @@ class Attention(nnx.Module):
             cache_k = cache_k.at[rows, positions_BxT].set(k.astype(cache_k.dtype))
             cache_v = cache_v.at[rows, positions_BxT].set(v.astype(cache_v.dtype))
             k, v = cache_k, cache_v
-        out = dot_product_attention(q, k, v, mask_Bx1xTxS)
+        out = dot_product_attention(q, k, v, mask_Bx1xTxS, causal=causal,
+                                    kernel=self.cfg.attention)
         return self.o(out), cache_k, cache_v
 
 
@@ -209,8 +229,8 @@ class Block(nnx.Module):
         h = h * (1 + scale[:, None]) + shift[:, None]
         return x + gate[:, None] * fn(h)
 
-    def __call__(self, x, self_mask, *, positions=None, context=None, context_mask=None,
-                 cond=None, cache_k=None, cache_v=None):
+    def __call__(self, x, self_mask, *, causal=False, positions=None, context=None,
+                 context_mask=None, cond=None, cache_k=None, cache_v=None):
         mods = [None, None]
         if self.modulation is not None:
             m = self.modulation(jax.nn.silu(cond))  # [B, 6, E]
@@ -219,7 +239,8 @@ class Block(nnx.Module):
 
         def attn(h):
             out, new_cache["k"], new_cache["v"] = self.attn(
-                h, self_mask, positions_BxT=positions, cache_k=cache_k, cache_v=cache_v)
+                h, self_mask, causal=causal, positions_BxT=positions, cache_k=cache_k,
+                cache_v=cache_v)
             return out
 
         x = self._sublayer(x, self.attn_norm, attn, mods[0])
@@ -268,20 +289,21 @@ class Transformer(nnx.Module):
         b, t = x_BxTxE.shape[:2]
         if positions is None:
             positions = jnp.broadcast_to(jnp.arange(t), (b, t))
-        if cache is None:
-            if segment_ids is None:
-                segment_ids = jnp.ones((b, t), jnp.int32)
-            self_mask = self_attention_mask(segment_ids, cfg.causal)
-        else:
+        # Without a cache, causality goes to the kernel as a flag (a fused kernel skips the
+        # masked blocks) and only packed segments or padding need a dense mask.
+        causal = cfg.causal and cache is None
+        if cache is not None:
             self_mask = cache_attention_mask(positions, cache.max_len, cfg.causal)
+        elif segment_ids is not None:
+            self_mask = self_attention_mask(segment_ids, causal=False)
+        else:
+            self_mask = None
         cross_mask = None
-        if context is not None:
-            if context_mask is None:
-                context_mask = jnp.ones(context.shape[:2], bool)
-            cross_mask = jnp.broadcast_to(context_mask[:, None, None, :].astype(bool),
-                                          (b, 1, t, context.shape[1]))
+        if context is not None and context_mask is not None:
+            cross_mask = context_mask[:, None, None, :].astype(bool)  # [B, 1, 1, S]
         x = constrain(x_BxTxE.astype(dtype_of(cfg.dtype)), ("batch", "length", "act_embed"))
-        kwargs = dict(positions=positions, context=context, context_mask=cross_mask, cond=cond)
+        kwargs = dict(causal=causal, positions=positions, context=context,
+                      context_mask=cross_mask, cond=cond)
 
         def run_block(block, x, ck, cv):
             return block(x, self_mask, cache_k=ck, cache_v=cv, **kwargs)

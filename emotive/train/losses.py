@@ -1,6 +1,7 @@
 """Losses and input helpers that more than one task uses.
 
 - `masked_mean`, `masked_lm_loss`: means over the rows or positions a mask selects;
+- `chunked_lm_loss`, `causal_lm_loss`: the LM loss with the head applied in sequence chunks;
 - `weighted_ccc`, `adv_cccs`: concordance correlation of arousal/dominance/valence;
 - `crop_iterator`, `crop_data`: batches of random crops of a TFDS speech split;
 - `audio_seconds`, `audio_throughput`: throughput in seconds of audio.
@@ -14,10 +15,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from einops import rearrange
 
 from emotive.data.input import DeviceBatches
 from emotive.data.pipeline import crop_batches
 from emotive.data.tfds_io import SAMPLE_RATE, open_data_split
+from emotive.models.sharding import constrain
 from emotive.train.task import DataSpec
 
 # The fields of a labelled emotion crop that go to the device.
@@ -31,14 +34,52 @@ def masked_mean(x_B: jax.Array, weight_B: jax.Array) -> jax.Array:
     return jnp.sum(w * x_B) / jnp.maximum(jnp.sum(w), 1.0)
 
 
+def _masked_lm_sums(logits_BxTxV, targets_BxT, mask_BxT) -> jax.Array:
+    """[2]: the masked sums of token cross-entropy and of argmax hits."""
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, targets_BxT)
+    correct = (jnp.argmax(logits_BxTxV, -1) == targets_BxT).astype(jnp.float32)
+    return jnp.stack([(ce * mask_BxT).sum(), (correct * mask_BxT).sum()])
+
+
+def _mean_over_mask(sums: jax.Array, mask_BxT) -> tuple[jax.Array, jax.Array]:
+    denom = jnp.maximum(mask_BxT.sum(), 1.0)
+    return sums[0] / denom, sums[1] / denom
+
+
 def masked_lm_loss(logits_BxTxV, targets_BxT, mask_BxT):
     """Mean token cross-entropy and accuracy over positions where mask is 1."""
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits_BxTxV, targets_BxT)
-    denom = jnp.maximum(mask_BxT.sum(), 1.0)
-    loss = (ce * mask_BxT).sum() / denom
-    correct = (jnp.argmax(logits_BxTxV, -1) == targets_BxT).astype(jnp.float32)
-    accuracy = (correct * mask_BxT).sum() / denom
-    return loss, accuracy
+    return _mean_over_mask(_masked_lm_sums(logits_BxTxV, targets_BxT, mask_BxT), mask_BxT)
+
+
+def chunked_lm_loss(logits_fn, hidden_BxTxE, targets_BxT, mask_BxT, chunk: int):
+    """`masked_lm_loss(logits_fn(hidden), targets, mask)` without ever holding the whole
+    fp32 logits [B, T, V]: the head runs on `chunk` positions of every row at a time (a scan,
+    then the remainder), and the backward pass recomputes each chunk's logits instead of
+    keeping them. logits_fn maps hidden states [B, C, E] to fp32 logits [B, C, V]
+    (`CausalLM.logits`); a chunk's logits take B * chunk * V * 4 bytes."""
+
+    @jax.checkpoint
+    def sums(h_BxCxE, targets_BxC, mask_BxC):
+        logits = constrain(logits_fn(h_BxCxE), ("batch", "length", "act_vocab"))
+        return _masked_lm_sums(logits, targets_BxC, mask_BxC)
+
+    t = hidden_BxTxE.shape[1]
+    whole = t - t % chunk
+    chunks = [rearrange(x[:, :whole], "b (n c) ... -> n b c ...", c=chunk)
+              for x in (hidden_BxTxE, targets_BxT, mask_BxT)]
+    total, _ = jax.lax.scan(lambda acc, xs: (acc + sums(*xs), None), jnp.zeros(2), chunks)
+    if whole < t:
+        total += sums(hidden_BxTxE[:, whole:], targets_BxT[:, whole:], mask_BxT[:, whole:])
+    return _mean_over_mask(total, mask_BxT)
+
+
+def causal_lm_loss(model, inputs_BxT, targets_BxT, mask_BxT, *, chunk: int = 0, **body):
+    """masked_lm_loss of a CausalLM on inputs (`body`: positions, segment_ids), its head
+    applied to the whole sequence (chunk 0) or `chunk` positions at a time."""
+    if not chunk:
+        return masked_lm_loss(model(inputs_BxT, **body), targets_BxT, mask_BxT)
+    return chunked_lm_loss(model.logits, model.hidden(inputs_BxT, **body), targets_BxT,
+                           mask_BxT, chunk)
 
 
 def weighted_ccc(pred_B: jax.Array, true_B: jax.Array, weight_B: jax.Array) -> jax.Array:

@@ -15,9 +15,9 @@ torch.set_num_threads(1)
 from emotive.errors import UserError  # noqa: E402
 from emotive.hub.hf_llama import import_hf_llama  # noqa: E402
 from emotive.infer.sampling import (Decoder, Generated, SamplingConfig,  # noqa: E402
-                                    bucket_length,
-                                    filter_logits, generate, next_tokens, prefill_logits,
-                                    top_p_mask)
+                                    bucket_length, candidates, draw, filter_logits, generate,
+                                    decode_head, head_candidates, make_knobs, next_tokens, prefill_logits,
+                                    top_p_mask, top_p_threshold_mask)
 
 TEXT, SPECIALS, CODES = 256, 8, 512  # a Llasa-style enlarged vocabulary
 VOCAB = TEXT + SPECIALS + CODES
@@ -190,6 +190,62 @@ def test_top_k_top_p_and_penalty_properties():
     assert int(next_tokens(raw, seen, keys[:1], 0, greedy)[0]) == 2  # 2/4 < 1
     restricted = SamplingConfig(temperature=0.0, allowed_range=(2, 4), stop_ids=(1,))
     assert int(next_tokens(raw, None, keys[:1], 0, restricted)[0]) == 2
+
+
+def test_top_p_without_a_sort_keeps_the_sorted_rule_set():
+    """The bisection threshold keeps exactly the tokens the sorted rule keeps (no ties in
+    normal logits), at scales where the kept set is one token, a few, or most."""
+    rng = np.random.default_rng(1)
+    for scale in (0.1, 1.0, 8.0):
+        logits = jnp.asarray(rng.normal(size=(6, 300)) * scale, jnp.float32)
+        logits = logits.at[0, :5].set(-1e30)  # masked candidates take no mass
+        for p in (0.01, 0.5, 0.9, 0.999):
+            values, cols = jax.lax.top_k(logits, logits.shape[1])
+            want = np.zeros(logits.shape, bool)
+            np.put_along_axis(want, np.asarray(cols), np.asarray(top_p_mask(values, p)), 1)
+            got = np.asarray(top_p_threshold_mask(logits, p))
+            np.testing.assert_array_equal(got, want)
+    spike = jnp.asarray([[40.0, -3.0, -3.5, -4.0]])
+    assert np.asarray(top_p_threshold_mask(spike, 0.5)).tolist() == [[True, False, False, False]]
+
+
+def test_inverse_cdf_draws_follow_the_softmax():
+    """Frequencies of 40,000 draws match softmax(logits) within 4 standard errors; masked
+    (NEG_INF) columns are never drawn."""
+    logits = jnp.asarray([[1.0, -1e30, 0.0, 2.0, -1.0, -1e30, 0.5, 1.5]], jnp.float32)
+    n = 40000
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(n))
+    picks = np.asarray(jax.jit(lambda k: draw(k, 7, jnp.repeat(logits, n, 0)))(keys))
+    freq = np.bincount(picks, minlength=8) / n
+    probs = np.asarray(jax.nn.softmax(logits[0]))
+    assert freq[1] == 0 and freq[5] == 0
+    np.testing.assert_array_less(np.abs(freq - probs), 4 * np.sqrt(probs * (1 - probs) / n) + 1e-9)
+    # Another step index draws another stream with the same keys.
+    again = np.asarray(jax.jit(lambda k: draw(k, 8, jnp.repeat(logits, n, 0)))(keys))
+    assert (again != picks).mean() > 0.3
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_head_over_the_allowed_range_equals_the_full_head(llama, tie):
+    """Candidate logits from the restricted head (ids lo..hi-1 and the stop columns) equal
+    the full head's logits at those ids, with a stop outside the range, one inside it
+    (masked: already a candidate) and unused stop slots (masked)."""
+    from flax import nnx
+
+    from emotive.models.lm import CausalLM
+
+    model = llama[0] if not tie else CausalLM(llama[0].cfg, VOCAB, tie_embeddings=True,
+                                               rngs=nnx.Rngs(3))
+    h = jnp.asarray(np.random.default_rng(4).normal(size=(3, llama[0].cfg.d_model)),
+                    jnp.float32)
+    cfg = SamplingConfig(allowed_range=(TEXT + SPECIALS, VOCAB), stop_ids=(TEXT + 1, VOCAB - 3))
+    knobs = make_knobs(cfg)
+    got, got_ids = head_candidates(model, h, cfg, knobs, decode_head(model, cfg))
+    want, want_ids = candidates(model.logits(h), cfg, knobs)
+    np.testing.assert_array_equal(np.asarray(got_ids), np.asarray(want_ids))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+    assert (np.asarray(got)[:, CODES + 1:] < -1e29).all()  # the inside stop, unused slots
+    assert np.isfinite(np.asarray(got)[:, :CODES + 1]).all()
 
 
 def test_length_guard_and_bad_input(llama):

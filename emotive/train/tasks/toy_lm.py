@@ -15,7 +15,7 @@ from emotive.configs.toy_lm import ReversalDataConfig, ToyLMConfig
 from emotive.models.lm import CausalLM
 from emotive.models.transformer import train_flops
 from emotive.data.input import make_iterator
-from emotive.train.losses import masked_lm_loss
+from emotive.train.losses import causal_lm_loss, masked_lm_loss
 from emotive.train.task import DataSpec, Task
 
 PAD, BOS, SEP, EOS = 0, 1, 2, 3
@@ -47,8 +47,9 @@ def make_task(cfg: ToyLMConfig) -> Task:
 
     def loss_fn(model, batch, rng):
         del rng
-        logits = model(batch["inputs"], segment_ids=batch["segment_ids"])
-        loss, accuracy = masked_lm_loss(logits, batch["targets"], batch["loss_mask"])
+        loss, accuracy = causal_lm_loss(model, batch["inputs"], batch["targets"],
+                                        batch["loss_mask"], chunk=cfg.loss_chunk,
+                                        segment_ids=batch["segment_ids"])
         return loss, {"accuracy": accuracy}
 
     def eval_fn(model, batch):

@@ -33,7 +33,7 @@ from emotive.data.tts_data import VocabCarryingIterator, build_documents, pack
 from emotive.errors import UserError
 from emotive.models.lm import CausalLM
 from emotive.models.transformer import train_flops
-from emotive.train.losses import masked_lm_loss
+from emotive.train.losses import causal_lm_loss
 from emotive.train.task import DataSpec, Task
 
 
@@ -144,9 +144,9 @@ def make_task(cfg: TTSConfig) -> Task:
         return CausalLM(cfg.model, vocab_size, tie_embeddings=cfg.tie_embeddings, rngs=rngs)
 
     def forward(model, batch):
-        logits = model(batch["inputs"], positions=batch["positions"],
-                       segment_ids=batch["segment_ids"])
-        return masked_lm_loss(logits, batch["targets"], batch["loss_mask"])
+        return causal_lm_loss(model, batch["inputs"], batch["targets"], batch["loss_mask"],
+                              chunk=cfg.loss_chunk, positions=batch["positions"],
+                              segment_ids=batch["segment_ids"])
 
     def loss_fn(model, batch, rng):
         del rng
