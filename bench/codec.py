@@ -33,7 +33,6 @@ import json
 import os
 import pathlib
 import platform
-import subprocess
 import sys
 import time
 
@@ -42,12 +41,12 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from bench.fresh import emit, make_audio, max_rss_mb, run_fresh  # noqa: E402
 from emotive import configs  # noqa: E402
 from emotive.configs.common import SAMPLE_RATE  # noqa: E402
 from emotive.infer import codec as codec_lib  # noqa: E402
 from emotive.infer.chunking import Chunking  # noqa: E402
 
-MARK = "CODEC-LONG-RESULT "
 OPS = ("encode", "decode", "classify", "transcribe", "embed")
 WHOLE = Chunking(chunk_seconds=1e9)  # one window, whatever the length: the whole-file path
 
@@ -159,8 +158,6 @@ def agreement(op: str, chunked, whole) -> dict:
 
 
 def long_child(args) -> int:
-    from bench.motion import make_audio, max_rss_mb
-
     seconds, op = args.child, args.op
     audio = make_audio(seconds, args.audio)
     predictor = make_predictor(args, op)
@@ -184,7 +181,7 @@ def long_child(args) -> int:
     if seconds <= args.compare_seconds:
         predictor.chunking = WHOLE
         row["agreement"] = agreement(op, out, run_op(predictor, op, audio, codes))
-    print(MARK + json.dumps(row), flush=True)
+    emit(row)
     return 0
 
 
@@ -197,20 +194,13 @@ def long_bench(args) -> int:
     for op in ops:
         for seconds in lengths:
             print(f"bench/codec.py: {op} of {seconds:g} s in a fresh process ...", flush=True)
-            cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "--child", str(seconds),
+            cmd = [str(pathlib.Path(__file__).resolve()), "--child", str(seconds),
                    "--op", op, "--preset", args.preset, "--recogniser-preset",
                    args.recogniser_preset, "--compare-seconds", str(args.compare_seconds)]
             for flag in ("ckpt", "ser", "asr", "speaker", "audio"):
                 if getattr(args, flag):
                     cmd += [f"--{flag}", getattr(args, flag)]
-            env = {**os.environ, "JAX_PLATFORMS": args.platform, "TF_CPP_MIN_LOG_LEVEL": "2"}
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
-            if proc.returncode != 0 or not lines:
-                tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-                raise SystemExit(f"bench/codec.py: {op} of {seconds:g} s failed (exit "
-                                 f"{proc.returncode}):\n{tail}")
-            rows.append(json.loads(lines[-1][len(MARK):]))
+            rows.append(run_fresh(cmd, platform=args.platform, what=f"{op} of {seconds:g} s"))
     weights = {"encode": args.ckpt or f"random {args.preset}",
                **{op: getattr(args, flag) or f"random {args.recogniser_preset}"
                   for op, flag in (("classify", "ser"), ("transcribe", "asr"),

@@ -89,8 +89,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.add_argument(f"--{name}", type=int, default=None)
     p.add_argument("--speech-only", action=argparse.BooleanOptionalAction, default=None,
                    help="sample speech codes only (allowed_range; transformers: suppress_tokens)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
-                   help="our parameter and compute dtype (transformers stays float32)")
+    p.add_argument("--dtype", default="float32",
+                   help="our parameter and compute dtypes, comma-separated: float32, bfloat16 "
+                        "(transformers stays float32); each gets its own rows and roofline")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads for both sides (default: each library's own choice); "
                         "1 keeps a busy shared machine from distorting the comparison")
@@ -102,11 +103,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.vocab = args.text + SPECIALS + args.codes
+    args.dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
+    bad = sorted(set(args.dtypes) - {"float32", "bfloat16"})
+    if bad or not args.dtypes:
+        p.error(f"--dtype takes float32 and/or bfloat16, got {args.dtype!r}")
     return args
 
 
 def build(args, workdir: pathlib.Path):
-    """(transformers model, our CausalLM) with the same random weights."""
+    """(transformers model, {dtype: our CausalLM}) with the same random weights."""
     import torch
     import transformers
 
@@ -120,8 +125,7 @@ def build(args, workdir: pathlib.Path):
     torch.manual_seed(0)
     hf = transformers.LlamaForCausalLM(cfg).eval()
     hf.save_pretrained(workdir, safe_serialization=True)
-    model, _ = import_hf_llama(workdir, dtype=args.dtype)
-    return hf, model
+    return hf, {d: import_hf_llama(workdir, dtype=d)[0] for d in args.dtypes}
 
 
 def speech_range(args) -> tuple[int, int]:
@@ -174,16 +178,17 @@ def measure_bandwidth() -> dict:
     return {"gb_per_second": max(rates.values()), "by_method": rates}
 
 
-def measure_matmul(skip_torch: bool) -> dict:
-    """GFLOP/s of the fastest PEAK_MATMUL^3 float32 matmul of XLA and of PyTorch."""
+def measure_matmul(dtype: str, skip_torch: bool) -> dict:
+    """GFLOP/s of the fastest PEAK_MATMUL^3 matmul in `dtype` (bfloat16 operands accumulate
+    in float32, as our layers do) of XLA and, in float32, of PyTorch."""
     import jax
     import jax.numpy as jnp
 
     n = PEAK_MATMUL
-    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), jnp.float32)
-    mm = jax.jit(lambda x: x @ x)
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), dtype)
+    mm = jax.jit(lambda x: jax.lax.dot(x, x, preferred_element_type=jnp.float32))
     rates = {"xla": 2 * n**3 / best_seconds(lambda: mm(a).block_until_ready()) / 1e9}
-    if not skip_torch:
+    if not skip_torch and dtype == "float32":
         import torch
 
         t = torch.from_numpy(np.array(a))
@@ -250,6 +255,28 @@ def bench_torch(hf, prompts, args) -> float:
     return median_seconds(call, args.repeats)
 
 
+def measure_row(args, b, dtype, model, prompts, theirs, bandwidth, matmul) -> dict:
+    """Our tokens/s at batch b in `dtype` against transformers' and the two rooflines."""
+    first, ours = bench_ours(model, prompts, args)
+    new = b * args.new
+    cost = step_cost(args, b, 2 if dtype == "bfloat16" else 4)
+    bw_roof = b * bandwidth["gb_per_second"] * 1e9 / cost["bytes"]
+    mm_roof = b * matmul["gflop_per_second"] * 1e9 / cost["flops"]
+    tps = new / ours
+    return {"batch": b, "dtype": dtype, "new_tokens": new, "ours_seconds": ours,
+            "ours_first_call_seconds": first, "ours_tokens_per_second": tps,
+            "torch_seconds": theirs,
+            "torch_tokens_per_second": None if theirs is None else new / theirs,
+            "speedup": None if theirs is None else theirs / ours,
+            "bytes_per_step": cost["bytes"], "flops_per_step": cost["flops"],
+            "bandwidth_roofline_tokens_per_second": bw_roof,
+            "matmul_roofline_tokens_per_second": mm_roof,
+            "fraction_of_bandwidth_roofline": tps / bw_roof,
+            "fraction_of_matmul_roofline": tps / mm_roof,
+            "torch_fraction_of_matmul_roofline":
+                None if theirs is None or dtype != "float32" else new / theirs / mm_roof}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:  # before JAX starts its CPU client
@@ -265,63 +292,50 @@ def main(argv=None) -> int:
     batches = [int(b) for b in args.batch.split(",") if b.strip()]
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
-        hf, model = build(args, pathlib.Path(tmp))
+        hf, models = build(args, pathlib.Path(tmp))
     bandwidth = measure_bandwidth()
-    matmul = measure_matmul(args.skip_torch)
-    bytes_per_param = 2 if args.dtype == "bfloat16" else 4
+    matmul = {d: measure_matmul(d, args.skip_torch) for d in args.dtypes}
     rows = []
     for b in batches:
         prompts = rng.integers(0, args.text, (b, args.prompt)).tolist()
-        first, ours = bench_ours(model, prompts, args)
         theirs = None if args.skip_torch else bench_torch(hf, prompts, args)
-        new = b * args.new
-        cost = step_cost(args, b, bytes_per_param)
-        bw_roof = b * bandwidth["gb_per_second"] * 1e9 / cost["bytes"]
-        mm_roof = b * matmul["gflop_per_second"] * 1e9 / cost["flops"]
-        tps = new / ours
-        rows.append({"batch": b, "new_tokens": new, "ours_seconds": ours,
-                     "ours_first_call_seconds": first, "ours_tokens_per_second": tps,
-                     "torch_seconds": theirs,
-                     "torch_tokens_per_second": None if theirs is None else new / theirs,
-                     "speedup": None if theirs is None else theirs / ours,
-                     "bytes_per_step": cost["bytes"], "flops_per_step": cost["flops"],
-                     "bandwidth_roofline_tokens_per_second": bw_roof,
-                     "matmul_roofline_tokens_per_second": mm_roof,
-                     "fraction_of_bandwidth_roofline": tps / bw_roof,
-                     "fraction_of_matmul_roofline": tps / mm_roof,
-                     "torch_fraction_of_matmul_roofline":
-                         None if theirs is None else new / theirs / mm_roof})
+        for dtype, model in models.items():
+            rows.append(measure_row(args, b, dtype, model, prompts, theirs, bandwidth,
+                                    matmul[dtype]))
     device = jax.devices()[0]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     params = sum(p.numel() for p in hf.parameters())
     print(f"decode: Llama {params / 1e6:.1f}M params (size {args.size}: hidden {args.hidden}, "
           f"{args.layers} layers, vocab {args.vocab}{', speech codes only' * args.speech_only}"
-          f"), our dtype {args.dtype}, prompt {args.prompt}, {args.new} new tokens, {SETTINGS}; "
+          f"), our dtypes {args.dtype}, prompt {args.prompt}, {args.new} new tokens, {SETTINGS}; "
           f"ours on {device.platform} ({device.device_kind}), transformers "
           f"{transformers_version()} on CPU ({torch.get_num_threads()} threads); median of "
           f"{args.repeats}; load average {load}")
+    mm = "; ".join(f"{d} {m['gflop_per_second']:.1f} ("
+                   + ", ".join(f"{k} {v:.1f}" for k, v in m["by_library"].items()) + ")"
+                   for d, m in matmul.items())
     print(f"rooflines: read bandwidth {bandwidth['gb_per_second']:.1f} GB/s "
           f"({', '.join(f'{k} {v:.1f}' for k, v in bandwidth['by_method'].items())}); "
-          f"matmul {matmul['gflop_per_second']:.1f} GFLOP/s "
-          f"({', '.join(f'{k} {v:.1f}' for k, v in matmul['by_library'].items())})")
-    print(f"{'batch':>5}{'ours tok/s':>11}{'torch tok/s':>12}{'speedup':>8}"
+          f"matmul GFLOP/s {mm}")
+    print(f"{'batch':>5}{'dtype':>9}{'ours tok/s':>11}{'torch tok/s':>12}{'speedup':>8}"
           f"{'bw roof':>9}{'of bw':>7}{'mm roof':>9}{'of mm':>7}{'torch of mm':>12}"
           f"{'compile s':>10}")
     for r in rows:
         dash = r["torch_seconds"] is None
-        print(f"{r['batch']:>5}{r['ours_tokens_per_second']:>11.0f}"
+        torch_mm = r["torch_fraction_of_matmul_roofline"]
+        print(f"{r['batch']:>5}{r['dtype']:>9}{r['ours_tokens_per_second']:>11.0f}"
               f"{'-' if dash else format(r['torch_tokens_per_second'], '.0f'):>12}"
               f"{'-' if dash else format(r['speedup'], '.1f') + 'x':>8}"
               f"{r['bandwidth_roofline_tokens_per_second']:>9.0f}"
               f"{r['fraction_of_bandwidth_roofline']:>7.0%}"
               f"{r['matmul_roofline_tokens_per_second']:>9.0f}"
               f"{r['fraction_of_matmul_roofline']:>7.0%}"
-              f"{'-' if dash else format(r['torch_fraction_of_matmul_roofline'], '.0%'):>12}"
+              f"{'-' if torch_mm is None else format(torch_mm, '.0%'):>12}"
               f"{r['ours_first_call_seconds']:>10.2f}")
     out = pathlib.Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.is_file() else {}
-    label = args.label or f"{args.size}-{args.dtype}-{device.platform}"
+    label = args.label or f"{args.size}-{'-'.join(args.dtypes)}-{device.platform}"
     results[label] = {"device": f"{device.platform} {device.device_kind}",
                       "host": platform.node(), "load_average_1min": load,
                       "params": params, "settings": SETTINGS, "bandwidth": bandwidth,

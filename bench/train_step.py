@@ -28,13 +28,16 @@ it at about 51 GiB):
     python bench/train_step.py --preset 1b --set model.num_layers=4 --dtype bfloat16 \
         --batch 8 --seq 2048 --steps 10 --peak-size 8192
 
+(add `model.attention=cudnn` to --set for cuDNN flash attention; the 1b preset already
+chunks its loss, `loss_chunk=0` turns that off).
+
 `--breakdown` also times the forward pass and forward+backward without the
 optimiser, to show where a step's time goes. `--profile DIR` traces two more steps
 with jax.profiler into DIR (TensorBoard / Perfetto) and prints the ops that took the
 most time (XLA's ops on CPU, GPU kernels on a GPU). The fused attention kernel and the
 chunked loss are config values:
 
-    python bench/train_step.py --preset base --set model.attention=fused loss_chunk=64 \
+    python bench/train_step.py --preset base --set model.attention=fused loss_chunk=1024 \
         --batch 2 --seq 128 --steps 2 --profile /tmp/train_step_trace
 """
 

@@ -1,4 +1,13 @@
-"""Test set-up: 8 simulated CPU devices, so sharding is tested for real."""
+"""Test set-up: 8 simulated CPU devices, so sharding is tested for real.
+
+Under pytest-xdist (`-n 2`, the default `--dist load`) the tests of each module in
+`ONE_WORKER` are sent to one worker as one unit, so its module-scoped fixtures (a trained or
+released model, a built corpus, a transformers checkpoint) are built once per run instead of
+once on each worker. Those units go first, largest first; every other test is sent on its
+own after them, so the workers still finish together. An explicit `--dist` is left alone.
+
+(`--dist loadgroup` with `xdist_group` marks would do the same, but pytest-xdist 3.8 groups
+by rewriting `item._nodeid`, which pytest 9 no longer reads: the marks are silently ignored.)"""
 
 import os
 
@@ -7,3 +16,51 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+# Test modules (paths from the repository root) whose module-scoped fixtures cost seconds.
+ONE_WORKER = frozenset({
+    "tests/test_motion_cli.py",           # a trained motion VAE and LDM, their bundles
+    "tests/hub/test_bundles.py",          # a corpus, six runs, their bundles, eval reports
+    "tests/hub/test_hf_tts_export.py",    # two runs, a --hf-llama release, its torch model
+    "tests/hub/test_hf_llama.py",         # transformers checkpoints
+    "tests/search/test_search.py",        # the TTS runs of test_tts, a ser run
+    "tests/infer/test_tts.py",            # a TTS and a codec run
+    "tests/infer/test_classify.py",       # a corpus, a ser and a student run
+    "tests/infer/test_transcribe.py",     # a corpus, an asr and a speaker run
+    "tests/infer/test_codec_tools.py",    # a corpus, a codec run
+    "tests/infer/test_sampling.py",       # a transformers Llama and ours
+    "tests/train/test_ser_task.py",       # a corpus, a trained ser teacher
+    "tests/train/test_speaker_asr_tasks.py",  # a corpus
+    "tests/train/test_sharding.py",       # the one-device training run
+    "tests/train/test_resume.py",         # a straight training run (a subprocess)
+    "tests/models/test_wav2vec2.py",      # transformers checkpoints and their outputs
+    "tests/models/test_motion_models.py",  # a motion generator
+    "tests/models/test_codec.py",         # a codec and its jitted encode and decode
+    "tests/models/test_wav2small.py",     # a Wav2Small model
+    "tests/data/test_synth.py",           # the tiny corpus
+    "tests/data/test_motion_synth.py",    # a speech corpus and its motion corpus
+    "tests/data/test_pipeline.py",        # a TFDS build
+    "tests/data/test_builders.py",        # LJSpeech and RAVDESS folders and builds
+    "tests/data/test_builders_tts.py",    # ESD and LibriTTS folders and builds
+    "tests/data/test_motion_builders.py",  # BEAT2 and AMASS folders
+})
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's load-scope scheduler, with one scope per ONE_WORKER module and one per test
+    elsewhere (the other tests are spread one at a time, as `--dist load` spreads them)."""
+    args = config.invocation_params.args
+    if config.getvalue("dist") != "load" or any(
+            a == "--dist" or a.startswith("--dist=") or a == "-d" for a in args):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerModules(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER else nodeid
+
+    return OneWorkerModules(config, log)

@@ -41,8 +41,8 @@ class ToyLMConfig:
     optim: OptimConfig = OptimConfig()
     mesh: MeshConfig = MeshConfig()
     train: TrainConfig = TrainConfig()
-    # Positions of each row whose logits the train loss makes at a time (0 = all at once):
-    # the fp32 logits [B, T, V] are never whole (emotive.train.losses.chunked_lm_loss).
+    # Vocabulary ids whose logits the train loss makes at a time (0 = all at once): the fp32
+    # logits [B, T, V] are never whole (emotive.train.losses.chunked_lm_loss).
     loss_chunk: int = 0
 
     def validate(self) -> None:

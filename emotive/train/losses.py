@@ -1,7 +1,7 @@
 """Losses and input helpers that more than one task uses.
 
 - `masked_mean`, `masked_lm_loss`: means over the rows or positions a mask selects;
-- `chunked_lm_loss`, `causal_lm_loss`: the LM loss with the head applied in sequence chunks;
+- `chunked_lm_loss`, `causal_lm_loss`: the LM loss with the head applied in vocabulary chunks;
 - `weighted_ccc`, `adv_cccs`: concordance correlation of arousal/dominance/valence;
 - `crop_iterator`, `crop_data`: batches of random crops of a TFDS speech split;
 - `audio_seconds`, `audio_throughput`: throughput in seconds of audio.
@@ -51,34 +51,58 @@ def masked_lm_loss(logits_BxTxV, targets_BxT, mask_BxT):
     return _mean_over_mask(_masked_lm_sums(logits_BxTxV, targets_BxT, mask_BxT), mask_BxT)
 
 
-def chunked_lm_loss(logits_fn, hidden_BxTxE, targets_BxT, mask_BxT, chunk: int):
-    """`masked_lm_loss(logits_fn(hidden), targets, mask)` without ever holding the whole
-    fp32 logits [B, T, V]: the head runs on `chunk` positions of every row at a time (a scan,
-    then the remainder), and the backward pass recomputes each chunk's logits instead of
-    keeping them. logits_fn maps hidden states [B, C, E] to fp32 logits [B, C, V]
-    (`CausalLM.logits`); a chunk's logits take B * chunk * V * 4 bytes."""
+def chunked_lm_loss(hidden_BxTxE, head_ExV, targets_BxT, mask_BxT, chunk: int):
+    """`masked_lm_loss` of the logits `hidden @ head` (fp32) without ever holding them whole:
+    the head runs on `chunk` vocabulary ids at a time (a scan, then the remainder), the
+    log-sum-exp, target logit and argmax are combined across chunks, and the backward pass
+    recomputes each chunk's logits [B, T, chunk] instead of keeping them. Each chunk's head
+    gradient is its own slice, so nothing of the head's size is accumulated."""
+    h = hidden_BxTxE.astype(head_ExV.dtype)
 
     @jax.checkpoint
-    def sums(h_BxCxE, targets_BxC, mask_BxC):
-        logits = constrain(logits_fn(h_BxCxE), ("batch", "length", "act_vocab"))
-        return _masked_lm_sums(logits, targets_BxC, mask_BxC)
+    def stats(w_ExC, first_id):
+        """Per position [B, T]: the chunk's log-sum-exp, target logit (0 if the target is
+        elsewhere), best logit and its id."""
+        logits = jnp.einsum("bte,ec->btc", h, w_ExC).astype(jnp.float32)
+        logits = constrain(logits, ("batch", "length", "act_vocab"))
+        local = targets_BxT - first_id
+        here = (local >= 0) & (local < logits.shape[-1])
+        target = jnp.take_along_axis(logits, jnp.clip(local, 0, logits.shape[-1] - 1)[..., None],
+                                     -1)[..., 0]
+        return (jax.nn.logsumexp(logits, -1), jnp.where(here, target, 0.0),
+                jnp.max(logits, -1), jnp.argmax(logits, -1) + first_id)
 
-    t = hidden_BxTxE.shape[1]
-    whole = t - t % chunk
-    chunks = [rearrange(x[:, :whole], "b (n c) ... -> n b c ...", c=chunk)
-              for x in (hidden_BxTxE, targets_BxT, mask_BxT)]
-    total, _ = jax.lax.scan(lambda acc, xs: (acc + sums(*xs), None), jnp.zeros(2), chunks)
-    if whole < t:
-        total += sums(hidden_BxTxE[:, whole:], targets_BxT[:, whole:], mask_BxT[:, whole:])
-    return _mean_over_mask(total, mask_BxT)
+    def combine(acc, chunk_stats):
+        lse, target, best, best_id = acc
+        c_lse, c_target, c_best, c_id = chunk_stats
+        better = c_best > best  # ties keep the lower id, as argmax does
+        return (jnp.logaddexp(lse, c_lse), target + c_target, jnp.where(better, c_best, best),
+                jnp.where(better, c_id, best_id))
+
+    v = head_ExV.shape[1]
+    whole = v - v % chunk
+    shape = targets_BxT.shape
+    acc = (jnp.full(shape, -jnp.inf), jnp.zeros(shape), jnp.full(shape, -jnp.inf),
+           jnp.zeros(shape, jnp.int32))
+    w_NxExC = rearrange(head_ExV[:, :whole], "e (n c) -> n e c", c=chunk)
+    first_ids = jnp.arange(0, whole, chunk, dtype=jnp.int32)
+    acc, _ = jax.lax.scan(lambda acc, xs: (combine(acc, stats(*xs)), None), acc,
+                          (w_NxExC, first_ids))
+    if whole < v:
+        acc = combine(acc, stats(head_ExV[:, whole:], whole))
+    lse, target, _, best_id = acc
+    ce = lse - target
+    correct = (best_id == targets_BxT).astype(jnp.float32)
+    return _mean_over_mask(jnp.stack([(ce * mask_BxT).sum(), (correct * mask_BxT).sum()]),
+                           mask_BxT)
 
 
 def causal_lm_loss(model, inputs_BxT, targets_BxT, mask_BxT, *, chunk: int = 0, **body):
     """masked_lm_loss of a CausalLM on inputs (`body`: positions, segment_ids), its head
-    applied to the whole sequence (chunk 0) or `chunk` positions at a time."""
+    applied to the whole vocabulary at once (chunk 0) or `chunk` ids at a time."""
     if not chunk:
         return masked_lm_loss(model(inputs_BxT, **body), targets_BxT, mask_BxT)
-    return chunked_lm_loss(model.logits, model.hidden(inputs_BxT, **body), targets_BxT,
+    return chunked_lm_loss(model.hidden(inputs_BxT, **body), model.head_weight(), targets_BxT,
                            mask_BxT, chunk)
 
 

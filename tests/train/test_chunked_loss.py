@@ -1,4 +1,5 @@
-"""The chunked LM loss equals masked_lm_loss, its gradients too, and needs fewer temporaries."""
+"""The vocabulary-chunked LM loss equals masked_lm_loss, its gradients too, and needs fewer
+temporaries."""
 
 import dataclasses
 
@@ -49,15 +50,15 @@ def _loss_and_grads(model, batch, chunk):
 
 
 @pytest.mark.parametrize("tie_embeddings", [False, True])
-def test_chunked_loss_accuracy_and_gradients_equal_the_whole_sequence(tie_embeddings):
+def test_chunked_loss_accuracy_and_gradients_equal_the_whole_vocabulary(tie_embeddings):
     model, batch = _model(tie_embeddings), _batch()
     # Half the targets are the model's own argmax, so the accuracy is compared for real.
     argmax = jax.jit(lambda m: jnp.argmax(m(batch["inputs"]), -1))(model)
     hit = np.random.default_rng(2).random((B, T)) < 0.5
     batch["targets"] = jnp.where(hit, argmax, batch["targets"])
-    # 4 does not divide T = 10 (a remainder chunk of 2); 16 > T is the remainder alone.
+    # 40 does not divide V = 96 (a remainder chunk of 16); 128 > V is the remainder alone.
     (ref_grads, ref), *chunked = jax.jit(
-        lambda: [_loss_and_grads(model, batch, chunk) for chunk in (0, 4, 16)])()
+        lambda: [_loss_and_grads(model, batch, chunk) for chunk in (0, 40, 128)])()
     assert 0.2 < float(ref[1]) < 1
     for grads, out in chunked:
         np.testing.assert_allclose(out, ref, **TOL)
@@ -66,8 +67,8 @@ def test_chunked_loss_accuracy_and_gradients_equal_the_whole_sequence(tie_embedd
 
 
 def test_chunking_shrinks_the_compiled_train_step_temporaries():
-    """A big vocabulary's fp32 logits dominate the whole-sequence step; chunks of 8 of 64
-    positions hold an eighth of them at a time."""
+    """A big vocabulary's fp32 logits dominate the whole-vocabulary step; chunks of 512 of
+    4096 ids hold an eighth of them at a time."""
     vocab, seq = 4096, 64
     model, batch = _model(False, dataclasses.replace(CFG, d_model=8, head_dim=4), vocab), \
         _batch(seq, vocab)
@@ -77,7 +78,7 @@ def test_chunking_shrinks_the_compiled_train_step_temporaries():
         stats = step.lower(model, batch).compile().memory_analysis()
         return stats.temp_size_in_bytes
 
-    whole, chunked = temporaries(0), temporaries(8)
+    whole, chunked = temporaries(0), temporaries(512)
     logits_bytes = B * seq * vocab * 4
     assert whole > logits_bytes  # the whole logits (and their gradient) are live at once
     assert chunked < whole - logits_bytes // 2, (whole, chunked)
