@@ -20,9 +20,12 @@ max_new_tokens. A row stops at its first stop token; afterwards it emits `pad_id
 Logit processing, in Hugging Face's order: allowed-id restriction, repetition penalty,
 temperature, top-k, top-p, then a draw. temperature == 0 is greedy (argmax after the
 restriction and the penalty, as Hugging Face's greedy search). With allowed_range only those
-ids and the stop ids are candidates, so top-k/top-p sort the speech codes rather than the
-whole vocabulary. Row b's randomness at step i is `fold_in(PRNGKey(seed_b), i)`, so a seed
-reproduces a row whatever its batch.
+ids and the stop ids are candidates, and the output head itself runs over them only
+(`decode_head`: the candidate columns, transposed once per Decoder), so a Llasa head costs
+the speech codes' third. No step sorts the vocabulary: top-k is `lax.top_k`, top-p after it
+sorts only k values, top-p alone finds its threshold by bisection, and the draw is an
+inverse CDF with one uniform per row. Row b's randomness at step i is
+`fold_in(PRNGKey(seed_b), i)`, so a seed reproduces a row whatever its batch.
 
 Classifier-free guidance (Koel-TTS-style, per condition): with cfg.guidance = (w_1, ..., w_K)
 the rows come in groups of G = K + 1 consecutive rows: the conditional prompt first, then K

@@ -1,6 +1,8 @@
 """The motion VAE, the diffusion maths, the denoiser's conditioning and windowed sampling.
 
-Models here are randomly initialised: the properties hold for any parameters."""
+Models here are randomly initialised: the properties hold for any parameters. The parameters
+are numpy draws and the model calls are jitted (eager initialisers and ops would compile one
+program per op and shape, a minute on a CPU)."""
 
 import dataclasses
 
@@ -19,6 +21,25 @@ from emotive.models.diffusion import Schedule, ddim_timesteps
 from emotive.models.motion_denoiser import Conditions, MotionDenoiser
 from emotive.models.motion_vae import MotionVAE, RunningMoments
 from emotive.train.tasks.motion_ldm import drop_conditions
+
+
+def _random_init(make, seed=0):
+    """Module `make()` with numpy random parameters (ones for norm scales) and its other
+    state (running moments, batch-norm statistics) as `make()` sets it."""
+    graphdef, params, rest = nnx.split(nnx.eval_shape(make), nnx.Param, ...)
+    # Only the non-parameter state is returned: its program does not compute initialisers.
+    rest_values = jax.jit(lambda: nnx.split(make(), nnx.Param, ...)[2].to_pure_dict())()
+    rng = np.random.default_rng(seed)
+
+    def fill(path, x):
+        if path[-1].key == "scale":
+            return np.ones(x.shape, np.float32)
+        scale = 0.1 if len(x.shape) < 2 else 1 / np.sqrt(np.prod(x.shape[:-1]))
+        return (scale * rng.standard_normal(x.shape)).astype(np.float32)
+
+    nnx.replace_by_pure_dict(params, jax.tree_util.tree_map_with_path(fill, params.to_pure_dict()))
+    nnx.replace_by_pure_dict(rest, rest_values)
+    return nnx.merge(graphdef, params, rest)
 
 
 def _speech(seconds: float, seed: int = 0) -> np.ndarray:
@@ -77,30 +98,26 @@ def test_running_moments_average_the_first_batches_then_freeze():
 
 def test_vae_latents_of_a_padded_clip_equal_the_unpadded_ones():
     cfg = motion_vae.tiny().model
-    vae = MotionVAE(cfg, frame_dim=md.FRAME_DIM, rngs=nnx.Rngs(0))
+    vae = _random_init(lambda: MotionVAE(cfg, frame_dim=md.FRAME_DIM, rngs=nnx.Rngs(0)))
+    encode = nnx.jit(lambda m, x, mask: m.encode(x, mask))
     x = np.random.default_rng(0).normal(size=(1, 32, md.FRAME_DIM)).astype(np.float32)
     padded = np.concatenate([x, np.zeros((1, 32, md.FRAME_DIM), np.float32)], 1)
     mask = np.concatenate([np.ones((1, 32)), np.zeros((1, 32))], 1).astype(np.float32)
-    short, _ = vae.encode(jnp.asarray(x), jnp.ones((1, 32)))
-    long, _ = vae.encode(jnp.asarray(padded), jnp.asarray(mask))
+    short, _ = encode(vae, jnp.asarray(x), jnp.ones((1, 32)))
+    long, _ = encode(vae, jnp.asarray(padded), jnp.asarray(mask))
     assert short.shape == (1, 8, cfg.latent_dim)
     np.testing.assert_allclose(long[:, :8], short, atol=1e-5)
-    out = vae.decode(short)
+    out = nnx.jit(lambda m, z: m.decode(z))(vae, short)
     assert out.shape == (1, 32, md.FRAME_DIM)
 
 
 def _denoiser(content_dim=md.CONTENT_DIM_MEL, style_dim=3):
     cfg = motion_ldm.tiny().model.transformer
-    model = MotionDenoiser(cfg, latent_dim=8, downsample=4, content_dim=content_dim,
-                           style_dim=style_dim, emotion_dim=md.EMOTION_DIM, norm_batches=5, rngs=nnx.Rngs(0))
-    # adaLN-Zero and the output layer start at zero, which hides every condition: give them
-    # random values (the properties must hold for any parameters).
-    params = nnx.state(model, nnx.Param)
-    keys = iter(jax.random.split(jax.random.key(3), 64))
-    params = jax.tree.map(lambda x: 0.1 * jax.random.normal(next(keys), x.shape)
-                          if x.ndim >= 2 and not np.any(np.asarray(x)) else x, params)
-    nnx.update(model, params)
-    return model
+    # Every parameter random: adaLN-Zero and the output layer start at zero, which would hide
+    # every condition (the properties must hold for any parameters).
+    return _random_init(lambda: MotionDenoiser(
+        cfg, latent_dim=8, downsample=4, content_dim=content_dim, style_dim=style_dim,
+        emotion_dim=md.EMOTION_DIM, norm_batches=5, rngs=nnx.Rngs(0)), seed=3)
 
 
 def _conds(b, t, rng, content_keep=1.0, style_keep=1.0):
@@ -118,7 +135,8 @@ def test_dropped_conditions_are_ignored_and_given_ones_matter():
     t = jnp.array([10, 500])
     lm, fm = jnp.ones((2, 8)), jnp.ones((2, 32))
     a, b = _conds(2, 32, rng), _conds(2, 32, rng)
-    run = lambda c: np.asarray(model(z, t, c, lm, fm))
+    forward = nnx.jit(lambda m, c: m(z, t, c, lm, fm))
+    run = lambda c: np.asarray(forward(model, c))
     assert np.abs(run(a) - run(a._replace(content=b.content))).max() > 1e-4
     dropped = a._replace(content_keep=jnp.zeros(2), style_keep=jnp.zeros(2))
     swapped = dropped._replace(content=b.content, style=b.style)
@@ -174,7 +192,8 @@ def test_frames_round_trip_and_content_length():
 @pytest.fixture(scope="module")
 def generator():
     vcfg = motion_vae.tiny()
-    vae = MotionAutoencoder(vcfg, MotionVAE(vcfg.model, frame_dim=md.FRAME_DIM, rngs=nnx.Rngs(0)))
+    vae = MotionAutoencoder(vcfg, _random_init(
+        lambda: MotionVAE(vcfg.model, frame_dim=md.FRAME_DIM, rngs=nnx.Rngs(0))))
     lcfg = motion_ldm.tiny()
     model = _denoiser(style_dim=1)
     return MotionGenerator(lcfg, model, vae=vae, content=ContentEncoder("mel"),
