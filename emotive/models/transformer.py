@@ -30,10 +30,12 @@ NEG_INF = -1e30  # finite, so fully masked rows (padding queries) stay NaN-free
 class KVCache(NamedTuple):
     """Keys and values of every layer; slot s holds the token at position s.
 
-    With `scan_layers` each of k and v is one array [L, B, S, K, D] that the layer scan
-    slices; otherwise a tuple of L arrays [B, S, K, D], so a decode step updates each
+    With `scan_layers` each of k and v is one array [L, B, K, S, D] that the layer scan
+    slices; otherwise a tuple of L arrays [B, K, S, D], so a decode step updates each
     layer's cache in place instead of restacking all layers (bench/decode.py on 2 CPU
-    cores: about 30% more tokens/s at batch 1 and 8).
+    cores: about 30% more tokens/s at batch 1 and 8). Slots sit next to the head dim
+    (K before S), the layout the attention's dots read: with [B, S, K, D] XLA copied every
+    layer's whole cache into that layout around the write, every step.
     """
 
     k: jax.Array | tuple[jax.Array, ...]
@@ -41,7 +43,7 @@ class KVCache(NamedTuple):
 
     @classmethod
     def zeros(cls, cfg: TransformerConfig, batch: int, max_len: int) -> "KVCache":
-        shape = (batch, max_len, cfg.num_kv_heads, cfg.head_dim)
+        shape = (batch, cfg.num_kv_heads, max_len, cfg.head_dim)
         dtype = dtype_of(cfg.dtype)
         if cfg.scan_layers:
             stacked = (cfg.num_layers, *shape)
@@ -51,7 +53,7 @@ class KVCache(NamedTuple):
 
     @property
     def max_len(self) -> int:
-        return self.k[0].shape[1] if isinstance(self.k, tuple) else self.k.shape[2]
+        return self.k[0].shape[2] if isinstance(self.k, tuple) else self.k.shape[3]
 
 
 # ----------------------------------------------------------------------------- rotary
@@ -171,9 +173,10 @@ class Attention(nnx.Module):
             k = apply_rope(k, positions_BxT, inv_freq)
         if cache_k is not None:
             rows = jnp.arange(k.shape[0])[:, None]
-            cache_k = cache_k.at[rows, positions_BxT].set(k.astype(cache_k.dtype))
-            cache_v = cache_v.at[rows, positions_BxT].set(v.astype(cache_v.dtype))
-            k, v = cache_k, cache_v
+            # [B, K, S, D] caches; the write's [B, T, K, D] values land at slots positions.
+            cache_k = cache_k.at[rows, :, positions_BxT].set(k.astype(cache_k.dtype))
+            cache_v = cache_v.at[rows, :, positions_BxT].set(v.astype(cache_v.dtype))
+            k, v = jnp.swapaxes(cache_k, 1, 2), jnp.swapaxes(cache_v, 1, 2)
         out = dot_product_attention(q, k, v, mask_Bx1xTxS, causal=causal,
                                     kernel=self.cfg.attention)
         return self.o(out), cache_k, cache_v

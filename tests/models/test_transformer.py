@@ -169,6 +169,6 @@ def test_flop_count_matches_six_n_d_for_attention_free_share():
     attention = 12 * 2 * 16 * 4 * 8 / 2
     assert flops == 6 * 8 * matmul + attention
     per_layer = KVCache.zeros(cfg, 2, 3)
-    assert len(per_layer.k) == 1 and per_layer.k[0].shape == (2, 3, 4, 8)
+    assert len(per_layer.k) == 1 and per_layer.k[0].shape == (2, 4, 3, 8)
     stacked = KVCache.zeros(dataclasses.replace(cfg, scan_layers=True), 2, 3)
-    assert stacked.k.shape == (1, 2, 3, 4, 8) and stacked.max_len == per_layer.max_len == 3
+    assert stacked.k.shape == (1, 2, 4, 3, 8) and stacked.max_len == per_layer.max_len == 3

@@ -91,7 +91,8 @@ def test_beam_with_a_process_reward_finds_the_rewarded_pattern(lm):
     kw = dict(verifiers=verifier, budget=16, seed=0, **KW)
     best = search(lm, SpellingCodec(), REQUEST, strategy="best_of_n", **kw)
     beam = search(lm, SpellingCodec(), REQUEST, strategy=Strategy("beam", step_tokens=1), **kw)
-    assert low_share(beam.audio) >= 0.8 > low_share(best.audio)
+    # Base rate about 1/6; over seeds 0-5 beam reaches 0.73-0.93, best-of-16 0.27-0.40.
+    assert low_share(beam.audio) >= 0.7 and low_share(beam.audio) >= low_share(best.audio) + 0.3
     assert beam.details["rounds"] and beam.details["ranked_by"] == "emotion"
     # The same LM-token budget, about: 16 rows for every step either way.
     assert beam.compute.lm_tokens <= 1.2 * best.compute.lm_tokens + 16
