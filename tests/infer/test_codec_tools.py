@@ -25,6 +25,7 @@ from emotive.models.codec import Codec
 from emotive.train.checkpoint import Checkpointer
 from emotive.train.tasks import make_task
 from emotive.train.trainer import train
+from tests.random_weights import numpy_init
 
 # The tiny preset shrunk to the bone (strides 16, 20: still 320 samples per token; the full
 # layout is tested in tests/models/test_codec.py), GAN terms on after 12 steps.
@@ -39,22 +40,6 @@ MICRO = ["model.channels=4,4,6", "model.strides=16,20", "model.dilations=",
          "train.batch_size=4", "train.steps=24", "train.log_every=1", "train.eval_every=24",
          "train.eval_batches=1", "train.ckpt_every=24", "train.async_ckpt=false",
          "train.peak_tflops=1.0"]
-
-
-def numpy_init(make, seed=0):
-    """Builds module `make()` with numpy random parameters: no per-shape RNG compiles, which
-    cost seconds each on a CPU (the trainer test below pays them once)."""
-    graphdef, state = nnx.split(nnx.eval_shape(make))
-    rng = np.random.default_rng(seed)
-
-    def fill(path, x):
-        if path[-1].key == "scale":
-            return np.ones(x.shape, np.float32)
-        scale = 0.1 if len(x.shape) < 2 else 1 / np.sqrt(np.prod(x.shape[:-1]))
-        return (scale * rng.standard_normal(x.shape)).astype(np.float32)
-
-    nnx.replace_by_pure_dict(state, jax.tree_util.tree_map_with_path(fill, state.to_pure_dict()))
-    return nnx.merge(graphdef, state)
 
 
 @pytest.fixture(scope="module")

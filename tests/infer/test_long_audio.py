@@ -23,6 +23,7 @@ from emotive.models.asr import CtcRecognizer
 from emotive.models.codec import Codec
 from emotive.models.ser import SpeechEmotionModel
 from emotive.models.speaker import SpeakerEncoder
+from tests.random_weights import numpy_init
 
 SMALL = Chunking(chunk_seconds=1.0, context_seconds=0.5, batch=4)
 WHOLE = Chunking(chunk_seconds=100.0)  # every test input fits one window: the whole-file path
@@ -38,19 +39,12 @@ def random_model(family, make, overrides=(), seed=0, attention=True):
     """(config, module) of the family's tiny preset with numpy random weights; attention=False
     zeroes every attention output projection (each transformer then acts frame by frame)."""
     cfg = configs.load(family, "tiny", list(overrides))
-    graphdef, state = nnx.split(nnx.eval_shape(lambda: make(cfg.model, rngs=nnx.Rngs(0))))
-    rng = np.random.default_rng(seed)
-
-    def fill(path, x):
-        if path[-1].key == "scale":
-            return np.ones(x.shape, np.float32)
-        if not attention and [p.key for p in path[-3:-1]] == ["attn", "o"]:
-            return np.zeros(x.shape, np.float32)
-        scale = 0.1 if len(x.shape) < 2 else 1 / np.sqrt(np.prod(x.shape[:-1]))
-        return (scale * rng.standard_normal(x.shape)).astype(np.float32)
-
-    nnx.replace_by_pure_dict(state, jax.tree_util.tree_map_with_path(fill, state.to_pure_dict()))
-    return cfg, nnx.merge(graphdef, state)
+    if attention:
+        zero = None
+    else:
+        def zero(path):
+            return [p.key for p in path[-3:-1]] == ["attn", "o"]
+    return cfg, numpy_init(lambda: make(cfg.model, rngs=nnx.Rngs(0)), seed, zero=zero)
 
 
 def speechy(seconds, seed=0):

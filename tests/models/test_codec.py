@@ -12,6 +12,7 @@ from emotive.errors import UserError
 from emotive.models.codec import Codec, count_params, mel_distance, multi_resolution_mel_loss
 from emotive.models.discriminators import (Discriminators, feature_matching_loss,
                                            lsgan_discriminator_loss, lsgan_generator_loss)
+from tests.random_weights import numpy_init
 
 # The tiny preset's layout (strides 2,4,5,8, SnakeBeta, dilated residual units), narrower.
 SMALL = CodecModelConfig(channels=(4, 6, 8, 8, 12), dilations=(1, 3),
@@ -19,25 +20,6 @@ SMALL = CodecModelConfig(channels=(4, 6, 8, 8, 12), dilations=(1, 3),
 # Two strided convs (16 x 20 = 320) and 8-wide stages: the quickest to compile.
 MICRO = CodecModelConfig(channels=(4, 4, 6), strides=(16, 20), dilations=(1,), activation="gelu",
                          encoder=_stage(1, 8, 2, 16), decoder=_stage(1, 8, 2, 16))
-
-
-def numpy_init(make, seed=0):
-    """Builds module `make()` with numpy random parameters (no per-shape RNG compiles)."""
-    graphdef, state = nnx.split(nnx.eval_shape(make))
-    rng = np.random.default_rng(seed)
-
-    def fill(path, x):
-        if path[-1] == "scale":
-            return np.ones(x.shape, np.float32)
-        if len(x.shape) < 2:
-            return (0.1 * rng.standard_normal(x.shape)).astype(np.float32)
-        fan_in = int(np.prod(x.shape[:-1]))
-        return (rng.standard_normal(x.shape) / np.sqrt(fan_in)).astype(np.float32)
-
-    pure = jax.tree_util.tree_map_with_path(
-        lambda p, x: fill(tuple(getattr(k, "key", k) for k in p), x), state.to_pure_dict())
-    nnx.replace_by_pure_dict(state, pure)
-    return nnx.merge(graphdef, state)
 
 
 @pytest.fixture(scope="module")

@@ -21,25 +21,7 @@ from emotive.models.diffusion import Schedule, ddim_timesteps
 from emotive.models.motion_denoiser import Conditions, MotionDenoiser
 from emotive.models.motion_vae import MotionVAE, RunningMoments
 from emotive.train.tasks.motion_ldm import drop_conditions
-
-
-def _random_init(make, seed=0):
-    """Module `make()` with numpy random parameters (ones for norm scales) and its other
-    state (running moments, batch-norm statistics) as `make()` sets it."""
-    graphdef, params, rest = nnx.split(nnx.eval_shape(make), nnx.Param, ...)
-    # Only the non-parameter state is returned: its program does not compute initialisers.
-    rest_values = jax.jit(lambda: nnx.split(make(), nnx.Param, ...)[2].to_pure_dict())()
-    rng = np.random.default_rng(seed)
-
-    def fill(path, x):
-        if path[-1].key == "scale":
-            return np.ones(x.shape, np.float32)
-        scale = 0.1 if len(x.shape) < 2 else 1 / np.sqrt(np.prod(x.shape[:-1]))
-        return (scale * rng.standard_normal(x.shape)).astype(np.float32)
-
-    nnx.replace_by_pure_dict(params, jax.tree_util.tree_map_with_path(fill, params.to_pure_dict()))
-    nnx.replace_by_pure_dict(rest, rest_values)
-    return nnx.merge(graphdef, params, rest)
+from tests.random_weights import numpy_init
 
 
 def _speech(seconds: float, seed: int = 0) -> np.ndarray:
@@ -98,7 +80,8 @@ def test_running_moments_average_the_first_batches_then_freeze():
 
 def test_vae_latents_of_a_padded_clip_equal_the_unpadded_ones():
     cfg = motion_vae.tiny().model
-    vae = _random_init(lambda: MotionVAE(cfg, frame_dim=md.FRAME_DIM, rngs=nnx.Rngs(0)))
+    vae = numpy_init(lambda: MotionVAE(cfg, frame_dim=md.FRAME_DIM, rngs=nnx.Rngs(0)),
+                     params_only=True)
     encode = nnx.jit(lambda m, x, mask: m.encode(x, mask))
     x = np.random.default_rng(0).normal(size=(1, 32, md.FRAME_DIM)).astype(np.float32)
     padded = np.concatenate([x, np.zeros((1, 32, md.FRAME_DIM), np.float32)], 1)
@@ -115,9 +98,10 @@ def _denoiser(content_dim=md.CONTENT_DIM_MEL, style_dim=3):
     cfg = motion_ldm.tiny().model.transformer
     # Every parameter random: adaLN-Zero and the output layer start at zero, which would hide
     # every condition (the properties must hold for any parameters).
-    return _random_init(lambda: MotionDenoiser(
+    return numpy_init(lambda: MotionDenoiser(
         cfg, latent_dim=8, downsample=4, content_dim=content_dim, style_dim=style_dim,
-        emotion_dim=md.EMOTION_DIM, norm_batches=5, rngs=nnx.Rngs(0)), seed=3)
+        emotion_dim=md.EMOTION_DIM, norm_batches=5, rngs=nnx.Rngs(0)), seed=3,
+        params_only=True)
 
 
 def _conds(b, t, rng, content_keep=1.0, style_keep=1.0):
@@ -192,8 +176,9 @@ def test_frames_round_trip_and_content_length():
 @pytest.fixture(scope="module")
 def generator():
     vcfg = motion_vae.tiny()
-    vae = MotionAutoencoder(vcfg, _random_init(
-        lambda: MotionVAE(vcfg.model, frame_dim=md.FRAME_DIM, rngs=nnx.Rngs(0))))
+    vae = MotionAutoencoder(vcfg, numpy_init(
+        lambda: MotionVAE(vcfg.model, frame_dim=md.FRAME_DIM, rngs=nnx.Rngs(0)),
+        params_only=True))
     lcfg = motion_ldm.tiny()
     model = _denoiser(style_dim=1)
     return MotionGenerator(lcfg, model, vae=vae, content=ContentEncoder("mel"),
