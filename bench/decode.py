@@ -9,9 +9,9 @@ speech codes; any field can be set by its own flag):
 
 | size      | hidden | layers | heads/kv | MLP | vocabulary            | params | sampling      |
 |-----------|--------|--------|----------|-----|-----------------------|--------|---------------|
-| small     | 256    | 4      | 8/2      | 704 | 256 + 8 + 4,096       | 5.4M   | whole vocab   |
+| small     | 256    | 4      | 8/2      | 704 | 256 + 8 + 4,096       | 5.1M   | whole vocab   |
 | realistic | 1024   | 8      | 16/4     | 704 | 256 + 8 + 65,536      | 173M   | whole vocab   |
-| llasa     | 1024   | 8      | 16/4     | 704 | 128,256 + 8 + 65,536  | 237M   | speech codes  |
+| llasa     | 1024   | 8      | 16/4     | 704 | 128,256 + 8 + 65,536  | 435M   | speech codes  |
 
 `llasa` has Llasa's full 193,800-id vocabulary and samples speech codes only, as TTS does
 (`allowed_range`; transformers gets the same restriction as `suppress_tokens`), so our

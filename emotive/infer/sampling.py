@@ -393,12 +393,12 @@ def _emit(state: DecodeState, model: CausalLM, head_C0xE, h_BxE, knobs: Knobs,
     group = len(cfg.guidance) + 1
     rows = jnp.arange(done.shape[0])
     leader_B = (rows // group) * group
-    seen = state.seen
     logits_BxC, ids_C = head_candidates(model, h_BxE, cfg, knobs, head_C0xE)
-    if seen is not None and group > 1:
-        seen = seen[leader_B]  # a group penalises its leader's tokens
-    token = draw_candidates(guided(logits_BxC, knobs.guidance), ids_C, seen, state.keys, i,
-                            cfg, knobs._replace(min_new=state.min_new))
+    penalised = state.seen
+    if penalised is not None and group > 1:
+        penalised = penalised[leader_B]  # a group penalises its leader's tokens
+    token = draw_candidates(guided(logits_BxC, knobs.guidance), ids_C, penalised, state.keys,
+                            i, cfg, knobs._replace(min_new=state.min_new))
     seen = state.seen
     token = jnp.where(done, knobs.pad_id, token)
     is_stop = ~done & jnp.isin(token, knobs.stop_ids)
