@@ -11,13 +11,9 @@ by rewriting `item._nodeid`, which pytest 9 no longer reads: the marks are silen
 
 import os
 
-# Must happen before JAX is imported anywhere. Under xdist every worker computes with one
-# thread: two workers with two threads each oversubscribe two cores (tests/models and three
-# more files with -n 2: 155 s with XLA's default threads, 147 s with one).
-_ONE_THREAD = (" --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-               if os.environ.get("PYTEST_XDIST_WORKER") else "")
+# Must happen before JAX is imported anywhere.
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_force_host_platform_device_count=8" + _ONE_THREAD).strip()
+                           + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
