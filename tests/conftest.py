@@ -17,7 +17,10 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from flax import nnx  # noqa: E402
 
 # Test modules (paths from the repository root) whose module-scoped fixtures cost seconds.
 ONE_WORKER = frozenset({
@@ -64,3 +67,38 @@ def pytest_xdist_make_scheduler(config, log):
             return module if module in ONE_WORKER else nodeid
 
     return OneWorkerModules(config, log)
+
+
+# ----------------------------------------------------------------------------- random weights
+# Test modules import this as `from tests.conftest import numpy_init`: numpy draws cost no
+# per-shape RNG compiles (seconds each on a CPU). Norm scales are ones, matrices
+# N(0, 1/fan_in), vectors N(0, 0.01); for tests whose properties hold for any parameters.
+
+
+def numpy_init(make, seed=0, *, params_only=False, zero=None):
+    """Module `make()` with numpy random values in every state leaf, or with `params_only`
+    in its nnx.Params only (other state, such as running moments, as `make()` sets it, in
+    one jitted call). `zero(path)` True leaves that leaf zero (and draws nothing for it)."""
+    rng = np.random.default_rng(seed)
+
+    def fill(path, x):
+        if path[-1].key == "scale":
+            return np.ones(x.shape, np.float32)
+        if zero is not None and zero(path):
+            return np.zeros(x.shape, np.float32)
+        scale = 0.1 if len(x.shape) < 2 else 1 / np.sqrt(np.prod(x.shape[:-1]))
+        return (scale * rng.standard_normal(x.shape)).astype(np.float32)
+
+    def filled(state):
+        nnx.replace_by_pure_dict(state, jax.tree_util.tree_map_with_path(
+            fill, state.to_pure_dict()))
+        return state
+
+    abstract = nnx.eval_shape(make)
+    if not params_only:
+        graphdef, state = nnx.split(abstract)
+        return nnx.merge(graphdef, filled(state))
+    graphdef, params, rest = nnx.split(abstract, nnx.Param, ...)
+    nnx.replace_by_pure_dict(rest, jax.jit(
+        lambda: nnx.split(make(), nnx.Param, ...)[2].to_pure_dict())())
+    return nnx.merge(graphdef, filled(params), rest)

@@ -25,7 +25,7 @@ from emotive.models.codec import Codec
 from emotive.train.checkpoint import Checkpointer
 from emotive.train.tasks import make_task
 from emotive.train.trainer import train
-from tests.random_weights import numpy_init
+from tests.conftest import numpy_init
 
 # The tiny preset shrunk to the bone (strides 16, 20: still 320 samples per token; the full
 # layout is tested in tests/models/test_codec.py), GAN terms on after 12 steps.

@@ -23,7 +23,7 @@ from emotive.models.asr import CtcRecognizer
 from emotive.models.codec import Codec
 from emotive.models.ser import SpeechEmotionModel
 from emotive.models.speaker import SpeakerEncoder
-from tests.random_weights import numpy_init
+from tests.conftest import numpy_init
 
 SMALL = Chunking(chunk_seconds=1.0, context_seconds=0.5, batch=4)
 WHOLE = Chunking(chunk_seconds=100.0)  # every test input fits one window: the whole-file path

@@ -23,7 +23,7 @@ from emotive.train.checkpoint import Checkpointer
 from emotive.train.tasks.tts import model_vocab_size
 
 from tests.infer.test_codec_tools import MICRO
-from tests.random_weights import numpy_init
+from tests.conftest import numpy_init
 
 RATE, HOP = 16000, 320
 WORDS = "oak table river light stone green quiet morning bird".split()

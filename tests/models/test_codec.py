@@ -12,7 +12,7 @@ from emotive.errors import UserError
 from emotive.models.codec import Codec, count_params, mel_distance, multi_resolution_mel_loss
 from emotive.models.discriminators import (Discriminators, feature_matching_loss,
                                            lsgan_discriminator_loss, lsgan_generator_loss)
-from tests.random_weights import numpy_init
+from tests.conftest import numpy_init
 
 # The tiny preset's layout (strides 2,4,5,8, SnakeBeta, dilated residual units), narrower.
 SMALL = CodecModelConfig(channels=(4, 6, 8, 8, 12), dilations=(1, 3),

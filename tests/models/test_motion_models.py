@@ -21,7 +21,7 @@ from emotive.models.diffusion import Schedule, ddim_timesteps
 from emotive.models.motion_denoiser import Conditions, MotionDenoiser
 from emotive.models.motion_vae import MotionVAE, RunningMoments
 from emotive.train.tasks.motion_ldm import drop_conditions
-from tests.random_weights import numpy_init
+from tests.conftest import numpy_init
 
 
 def _speech(seconds: float, seed: int = 0) -> np.ndarray:
