@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 import numpy as np  # noqa: E402
 
 from emotive.configs.common import SAMPLE_RATE  # noqa: E402
-from emotive.data import pipeline  # noqa: E402
-from emotive.data.tfds_io import open_split  # noqa: E402
+from emotive.data.pipelines import speech as pipeline  # noqa: E402
+from emotive.data.builders.tfds_io import open_split  # noqa: E402
 
 ASSUMED_BATCH = 16
 ASSUMED_STEPS_PER_S = 5.0
@@ -65,7 +65,8 @@ def ensure_data(data_dir: str | None) -> str:
     folder (removed at exit) when none is given."""
     if data_dir:
         return data_dir
-    from emotive.data import builders, synth
+    from emotive.data import builders
+    from emotive.data.speech import synth
 
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench_data_"))
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)

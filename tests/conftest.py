@@ -42,12 +42,12 @@ ONE_WORKER = frozenset({
     "tests/models/test_motion_models.py",  # a motion generator
     "tests/models/test_codec.py",         # a codec and its jitted encode and decode
     "tests/models/test_wav2small.py",     # a Wav2Small model
-    "tests/data/test_synth.py",           # the tiny corpus
-    "tests/data/test_motion_synth.py",    # a speech corpus and its motion corpus
-    "tests/data/test_pipeline.py",        # a TFDS build
-    "tests/data/test_builders.py",        # LJSpeech and RAVDESS folders and builds
-    "tests/data/test_builders_tts.py",    # ESD and LibriTTS folders and builds
-    "tests/data/test_motion_builders.py",  # BEAT2 and AMASS folders
+    "tests/data/speech/test_synth.py",             # the tiny corpus
+    "tests/data/motion/test_motion_synth.py",      # a speech corpus and its motion corpus
+    "tests/data/pipelines/test_pipeline.py",       # a TFDS build
+    "tests/data/builders/test_builders.py",        # LJSpeech and RAVDESS folders and builds
+    "tests/data/builders/test_builders_tts.py",    # ESD and LibriTTS folders and builds
+    "tests/data/builders/test_motion_builders.py", # BEAT2 and AMASS folders
 })
 
 

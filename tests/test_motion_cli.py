@@ -19,8 +19,8 @@ from emotive.codecs.motion.bvh import read_bvh
 from emotive.codecs.motion.face_io import read_arkit_csv
 from emotive.codecs.motion.skeleton import SMPLX_JOINT_NAMES
 from emotive.codecs.motion.smplx_npz import read_smplx_npz
-from emotive.data.motion_synth import build_motion_corpus, read_face_npz
-from emotive.data.synth import build_corpus
+from emotive.data.motion.synth import build_motion_corpus, read_face_npz
+from emotive.data.speech.synth import build_corpus
 
 # No periodic eval; one checkpoint at the last step; no FLOP/s measurement.
 QUICK = ["train.steps=4", "train.batch_size=4", "train.log_every=100", "train.eval_every=0",

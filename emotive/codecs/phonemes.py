@@ -1,7 +1,7 @@
 """Phoneme front end of TTS: text normalisation and a tokenizer over eSpeak's IPA phonemes.
 
     normalise("Dr. Smith paid $42.")   # ("doctor smith paid forty two dollars.", ())
-    tok = PhonemeTokenizer(emotive.data.espeak.phonemize)   # voice en-us
+    tok = PhonemeTokenizer(emotive.data.speech.espeak.phonemize)   # voice en-us
     tok.encode("The cat sat.").tokens  # ð ə ' ' k ˈ æ t ' ' s ˈ æ t '.', decoded ð_ə k_ˈæ_t s_ˈæ_t.
 
 Normalisation (`normalise`), in this order:
@@ -274,7 +274,7 @@ class _Result(NamedTuple):
 class PhonemeTokenizer:
     """Text -> ids over a fixed phoneme inventory, through `normalise` and eSpeak's IPA.
 
-    phonemizer: (texts, voice) -> eSpeak IPA strings, normally `emotive.data.espeak.phonemize`
+    phonemizer: (texts, voice) -> eSpeak IPA strings, normally `emotive.data.speech.espeak.phonemize`
     (codecs sit below data, so it is passed in; a tokenizer read back without one decodes and
     sizes a vocabulary but cannot encode). voice: the eSpeak voice that phonemises. It has
     the parts of a `tokenizers.Tokenizer` that `TTSVocab` calls (encode, decode, id_to_token,
@@ -349,8 +349,8 @@ class PhonemeTokenizer:
         words = [words for p in parts for words, _ in p]
         if words and self.phonemizer is None:
             raise UserError("this phoneme vocabulary has no phonemiser to encode text; load it "
-                            "with emotive.data.tts_data.read_checkpoint_vocab, or pass "
-                            "phonemizer=emotive.data.espeak.phonemize")
+                            "with emotive.data.pipelines.tts.read_checkpoint_vocab, or pass "
+                            "phonemizer=emotive.data.speech.espeak.phonemize")
         ipa = iter(self.phonemizer(words, self.voice) if words else [])
         out = []
         for text, found, pieces in zip(texts, normalised, parts):

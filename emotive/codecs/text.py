@@ -314,7 +314,7 @@ class TTSVocab:
 
     @classmethod
     def from_json(cls, text: str, where: str = "vocabulary JSON", phonemizer=None) -> "TTSVocab":
-        """Reads `to_json`; `phonemizer` (emotive.data.espeak.phonemize) lets phonemes encode."""
+        """Reads `to_json`; `phonemizer` (emotive.data.speech.espeak.phonemize) lets phonemes encode."""
         try:
             meta = json.loads(text)
             return cls._parse(meta, meta.pop("tokenizer"), where, phonemizer)

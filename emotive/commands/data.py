@@ -13,20 +13,15 @@ import importlib
 
 # Sub-subcommand -> (module with add_arguments/run, help).
 DATA_COMMANDS = {
-    "synth": ("emotive.data.synth", "synthesise the embedded emotional speech corpus (eSpeak NG)"),
-    "motion": ("emotive.data.motion_synth", "plant body and face motion on a speech corpus "
+    "synth": ("emotive.data.speech.synth",
+              "synthesise the embedded emotional speech corpus (eSpeak NG)"),
+    "motion": ("emotive.data.motion.synth", "plant body and face motion on a speech corpus "
                "(beats, emotion, speaker style; SMPL-X npz + ARKit-52)"),
     "build": ("emotive.data.builders", "build a TFDS array_record dataset from a folder of audio"),
 }
 
 
-# Modules that add builders to `data build` (imported before its parser is made).
-BUILDER_MODULES = ("emotive.data.builders_motion",)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    for module in BUILDER_MODULES:
-        importlib.import_module(module)
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True,
                                 parser_class=type(parser))
     for name, (module, help_text) in DATA_COMMANDS.items():

@@ -133,7 +133,7 @@ def decoder_from_args(args, data_dir, dataset: str) -> BeamDecoder | None:
     """The decoder that `--beam`, `--lm-order`, `--lm-weight`, `--char-bonus` and the
     `--word-*` options ask for (None: greedy). The language models are fitted on the training
     split of data_dir."""
-    from emotive.data.pipeline import split_texts
+    from emotive.data.pipelines.speech import split_texts
 
     if args.beam < 0 or args.lm_order < 0 or args.word_lm_order < 0:
         raise UserError("--beam, --lm-order and --word-lm-order must be >= 0 (0: greedy "

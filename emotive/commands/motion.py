@@ -142,7 +142,7 @@ def _read_speech(path: str, flag: str):
 
     from emotive.codecs.audio import load_audio
     from emotive.configs.common import SAMPLE_RATE
-    from emotive.data import motion_data as md
+    from emotive.data.pipelines import motion as md
 
     p = pathlib.Path(path)
     if not p.is_file():
@@ -165,7 +165,7 @@ def _write(paths: dict, parts, fps: float, audio_path: str) -> list[str]:
 
     from emotive.codecs.motion.face import FaceWeights, arkit_to_flame_jaw
     from emotive.codecs.motion.smplx_npz import NUM_JOINTS, SmplxClip, write_smplx_npz
-    from emotive.data.motion_synth import write_face_npz
+    from emotive.data.motion.synth import write_face_npz
 
     poses, trans, face = parts
     t = len(poses)
@@ -200,7 +200,7 @@ def _write(paths: dict, parts, fps: float, audio_path: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     paths = _check_flags(args)
     adv = _parse_adv(args.adv) if args.adv is not None else None
-    from emotive.data import motion_data as md
+    from emotive.data.pipelines import motion as md
 
     if args.emotion is not None or adv is not None:
         md.emotion_vector(args.emotion, args.intensity, adv)   # bad names/values fail here

@@ -90,7 +90,7 @@ def held_out_sentences(corpus: pathlib.Path, count: int) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from emotive import configs
-    from emotive.data.emotions import EMOTIONS
+    from emotive.data.speech.emotions import EMOTIONS
     from emotive.errors import UserError
 
     emotions = [e.strip() for e in args.emotions.split(",") if e.strip()]
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     stages = Stages()
 
     def synth():
-        from emotive.data.synth import build_corpus
+        from emotive.data.speech.synth import build_corpus
         build_corpus(corpus, "tiny", seed=args.seed, progress=progress)
 
     def build():

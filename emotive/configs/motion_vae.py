@@ -1,6 +1,6 @@
 """The motion VAE experiment: body and face frames -> a sequence of latents at a quarter rate.
 
-Frames are 385 values (`emotive.data.motion_data`): 55 SMPL-X joints x 6D rotation, root
+Frames are 385 values (`emotive.data.pipelines.motion`): 55 SMPL-X joints x 6D rotation, root
 translation, 52 ARKit face weights, standardised by statistics the model accumulates over
 its first training batches. The encoder folds `downsample` frames into one token, runs the
 one transformer bidirectionally and predicts a Gaussian per latent step; the decoder runs

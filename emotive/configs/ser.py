@@ -16,7 +16,7 @@ from emotive.configs.classifiers import EmotionHeadConfig, Wav2Vec2Config, wav2v
 from emotive.configs.common import SAMPLE_RATE, MeshConfig, OptimConfig, TrainConfig
 from emotive.errors import UserError
 
-NUM_EMOTIONS = 8  # emotive.data.emotions.EMOTIONS; configs do not import data/
+NUM_EMOTIONS = 8  # emotive.data.speech.emotions.EMOTIONS; configs do not import data/
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The TTS language model experiment: text (+ emotion, + speaker) -> codec tokens, Llama-style.
 
 One causal LM over Llasa's vocabulary layout (`emotive.codecs.text.TTSVocab`), trained on
-packed documents from tables pre-encoded by the codec (`emotive.data.tts_data`):
+packed documents from tables pre-encoded by the codec (`emotive.data.pipelines.tts`):
 
     emotive codec encode-split --data-dir DATA --split train --ckpt CODEC_RUN \
         --out data/encoded/tiny_train        (and --split validation)
@@ -25,7 +25,7 @@ from emotive.configs.common import (LARGE_VOCAB_LOSS_CHUNK, MeshConfig, OptimCon
                                     llama_3_1_8b, llama_3_2_1b)
 from emotive.errors import UserError
 
-# The corpus's emotion names (emotive.data.emotions.EMOTIONS; configs import nothing above
+# The corpus's emotion names (emotive.data.speech.emotions.EMOTIONS; configs import nothing above
 # them, and tests/codecs/test_text.py checks the two agree).
 CORPUS_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "surprised",
                    "disgusted")

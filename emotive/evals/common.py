@@ -4,7 +4,7 @@
         out = predictor.predict(batch["audio"], batch["length"])   # then keep out[rows]
     write_report(out_dir, report)                # out_dir/report.json, returns its path
 
-Clips come from `emotive.data.pipeline.whole_clip_batches`, the one split reader: whole,
+Clips come from `emotive.data.pipelines.speech.whole_clip_batches`, the one split reader: whole,
 in split order, padded to a few bucket lengths. An evaluator is a module with
 `evaluate(predictor, data_dir, split, *, dataset, batch_size, limit, out_dir) -> report`
 and `format_report(report) -> str`, registered in `emotive.registry.FAMILIES`.
@@ -20,8 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from emotive.configs.common import SAMPLE_RATE
-from emotive.data.emotions import CONDITIONS
-from emotive.data.pipeline import whole_clip_batches
+from emotive.data.speech.emotions import CONDITIONS
+from emotive.data.pipelines.speech import whole_clip_batches
 from emotive.infer.bundle import is_bundle
 from emotive.metrics.recognition import error_counts
 

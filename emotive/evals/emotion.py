@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from emotive.data.emotions import EMOTIONS
+from emotive.data.speech.emotions import EMOTIONS
 from emotive.evals.common import by_condition, clip_batches, write_report
 from emotive.infer.emotion import EmotionPredictor
 from emotive.metrics.emotion import ccc, classification_report, write_confusion_png

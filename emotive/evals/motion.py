@@ -36,9 +36,9 @@ from tqdm import tqdm
 from emotive.codecs.motion import rotations
 from emotive.codecs.motion.face import ARKIT_INDEX
 from emotive.codecs.motion.render import body_positions, write_frame_png
-from emotive.data import emotions as emo
-from emotive.data import motion_data as md
-from emotive.data.motion_synth import read_motion_corpus
+from emotive.data.speech import emotions as emo
+from emotive.data.pipelines import motion as md
+from emotive.data.motion.synth import read_motion_corpus
 from emotive.errors import UserError
 from emotive.evals.common import write_report
 from emotive.infer.motion import Guidance, MotionGenerator
@@ -73,7 +73,7 @@ class _Clips:
 
     def __init__(self, root: pathlib.Path, speech: pathlib.Path, records, desc: str):
         from emotive.codecs.motion.smplx_npz import read_smplx_npz
-        from emotive.data.motion_synth import read_face_npz
+        from emotive.data.motion.synth import read_face_npz
         self.records = records
         self.frames, self.audio = [], []
         for r in tqdm(records, desc=desc, unit="clip", leave=False):

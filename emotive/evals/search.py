@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from emotive.configs.common import SAMPLE_RATE
-from emotive.data.emotions import EMOTIONS
+from emotive.data.speech.emotions import EMOTIONS
 from emotive.evals.common import corpus_rates, write_report
 from emotive.evals.tts import select_clips
 from emotive.errors import UserError

@@ -15,7 +15,7 @@ import pathlib
 
 import numpy as np
 
-from emotive.data.pipeline import split_speakers
+from emotive.data.pipelines.speech import split_speakers
 from emotive.errors import UserError
 from emotive.evals.common import by_condition, clip_batches, write_report
 from emotive.infer.speaker import SpeakerEmbedder

@@ -21,7 +21,7 @@ import pathlib
 import numpy as np
 
 from emotive.configs.common import SAMPLE_RATE
-from emotive.data.emotions import EMOTIONS
+from emotive.data.speech.emotions import EMOTIONS
 from emotive.evals.common import corpus_rates, plot_mel_grid, write_report
 from emotive.infer.predictor import pad_rows
 from emotive.search.verifiers import EmotionVerifier, IntelligibilityVerifier

@@ -470,7 +470,7 @@ def hf_llama_readme(name: str, cfg, vocab, *, dtype: str, has_codec: bool) -> st
         "```python",
         "import numpy as np, torch, transformers",
         "from emotive.codecs.text import TTSVocab"
-        + ("\nfrom emotive.data.espeak import phonemize" if phoneme else ""),
+        + ("\nfrom emotive.data.speech.espeak import phonemize" if phoneme else ""),
         "",
         f'lm = transformers.LlamaForCausalLM.from_pretrained("{here}")',
         f"vocab = {load_vocab}",
@@ -801,7 +801,7 @@ def release(run, out, *, eval_reports=(), dtype: str = "float32",
                             f"checkpoint is step {step}; evaluate the checkpoint released")
     vocab = None
     if family == "tts":
-        from emotive.data.tts_data import read_checkpoint_vocab
+        from emotive.data.pipelines.tts import read_checkpoint_vocab
 
         vocab = read_checkpoint_vocab(step_dir)
     models = motion_models(cfg, step_dir) if family == "motion_ldm" else []

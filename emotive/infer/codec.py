@@ -29,8 +29,8 @@ from flax import nnx
 from emotive.codecs.audio import load_audio
 from emotive.configs import base
 from emotive.configs.codec import SAMPLE_RATE, CodecConfig
-from emotive.data.encoded import load_encoded, save_encoded  # noqa: F401 (the table's I/O)
-from emotive.data.pipeline import split_speakers, whole_clip_batches
+from emotive.data.pipelines.encoded import load_encoded, save_encoded  # noqa: F401 (the table's I/O)
+from emotive.data.pipelines.speech import split_speakers, whole_clip_batches
 from emotive.errors import UserError
 from emotive.infer.bundle import is_bundle
 from emotive.infer.chunking import Chunking, batched, chunked_apply, plan_windows
@@ -273,7 +273,7 @@ def encode_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "em
                  batch_size: int = 8, limit: int | None = None) -> dict:
     """Pre-encodes a TFDS split into code sequences with their labels carried along.
 
-    Returns the in-memory table of `emotive.data.encoded` (codes end to end, offsets,
+    Returns the in-memory table of `emotive.data.pipelines.encoded` (codes end to end, offsets,
     labels, speakers, codebook_size), which `save_encoded` writes as an array_record folder.
     """
     rows = [{k: v for k, v in row.items() if k != "audio"}

@@ -20,7 +20,7 @@ import numpy as np
 
 from emotive.codecs.audio import load_audio
 from emotive.configs.common import SAMPLE_RATE
-from emotive.data.emotions import EMOTIONS
+from emotive.data.speech.emotions import EMOTIONS
 from emotive.infer.chunking import Chunking, chunked_apply
 from emotive.infer.predictor import Predictor
 from emotive.models.ser import ADV_ORDER

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from emotive.configs import base as config_base
-from emotive.data import motion_data as md
+from emotive.data.pipelines import motion as md
 from emotive.errors import UserError
 from emotive.infer import bundle
 from emotive.infer.predictor import Predictor

@@ -43,7 +43,7 @@ from emotive.codecs.audio import load_audio
 from emotive.codecs.sentences import check_text, split_sentences
 from emotive.configs.codec import SAMPLE_RATE
 from emotive.errors import UserError
-from emotive.data.tts_data import drop_condition
+from emotive.data.pipelines.tts import drop_condition
 from emotive.infer.bundle import is_bundle
 from emotive.infer.codec import LoadedCodec
 from emotive.infer.sampling import SamplingConfig, bucket_length, generate, prepare

@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 from emotive.codecs.text import TTSVocab
 from emotive.configs.tts import TTSConfig
-from emotive.data.espeak import phonemize
-from emotive.data.tts_data import read_checkpoint_vocab
+from emotive.data.speech.espeak import phonemize
+from emotive.data.pipelines.tts import read_checkpoint_vocab
 from emotive.errors import UserError
 from emotive.infer.bundle import is_bundle
 from emotive.infer.loading import load_trained

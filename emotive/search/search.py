@@ -55,7 +55,7 @@ import jax
 import numpy as np
 
 from emotive.configs.common import SAMPLE_RATE
-from emotive.data.emotions import EMOTIONS
+from emotive.data.speech.emotions import EMOTIONS
 from emotive.errors import UserError
 from emotive.infer.codec import LoadedCodec, decode_window
 from emotive.infer.predictor import pad_rows

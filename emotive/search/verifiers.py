@@ -27,7 +27,7 @@ from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
-from emotive.data.emotions import EMOTIONS
+from emotive.data.speech.emotions import EMOTIONS
 from emotive.errors import UserError
 from emotive.infer.asr import Recognizer
 from emotive.infer.emotion import EmotionPredictor

@@ -17,9 +17,9 @@ import numpy as np
 import optax
 from einops import rearrange
 
-from emotive.data.input import DeviceBatches
-from emotive.data.pipeline import crop_batches
-from emotive.data.tfds_io import SAMPLE_RATE, open_data_split
+from emotive.data.pipelines.input import DeviceBatches
+from emotive.data.pipelines.speech import crop_batches
+from emotive.data.builders.tfds_io import SAMPLE_RATE, open_data_split
 from emotive.models.sharding import constrain
 from emotive.train.task import DataSpec
 

@@ -11,11 +11,11 @@ from emotive.codecs.phonemes import (INVENTORY, PAUSES, SPECIALS, PhonemeTokeniz
                                      number_words)
 from emotive.codecs.text import TTSVocab
 from emotive.configs.tts import PHONEME_TEXT_IDS
-from emotive.data.espeak import Synthesizer, phonemize
-from emotive.data.tts_data import build_documents
+from emotive.data.speech.espeak import Synthesizer, phonemize
+from emotive.data.pipelines.tts import build_documents
 from emotive.errors import UserError
 
-from tests.data.test_tts_data import CODEBOOK, fake_table
+from tests.data.pipelines.test_tts_data import CODEBOOK, fake_table
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_vocab_round_trips_with_phonemes(tok, tmp_path):
                                  speaker="spkA") == prompt
     bare = TTSVocab.from_json(vocab.to_json())  # no phonemiser: decodes, cannot encode
     assert bare.decode_text(prompt) == vocab.decode_text(prompt)
-    with pytest.raises(UserError, match="phonemizer=emotive.data.espeak.phonemize"):
+    with pytest.raises(UserError, match="phonemizer=emotive.data.speech.espeak.phonemize"):
         bare.prompt_ids("Hello.")
 
 

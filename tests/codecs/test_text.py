@@ -9,7 +9,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from emotive.codecs.sentences import check_text, split_sentences
 from emotive.codecs.text import SPECIALS, TTSVocab, train_bpe
 from emotive.configs.tts import CORPUS_EMOTIONS
-from emotive.data.emotions import EMOTIONS
+from emotive.data.speech.emotions import EMOTIONS
 from emotive.errors import UserError
 
 TEXTS = [f"The quick brown fox number {i} jumps over the lazy dog. Hello, world!"

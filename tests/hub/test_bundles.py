@@ -25,8 +25,8 @@ from emotive import cli, configs
 from emotive.codecs.text import TTSVocab, train_bpe
 from emotive.configs import base
 from emotive.data.builders import build
-from emotive.data.synth import build_corpus
-from emotive.data.tts_data import VocabCarryingIterator
+from emotive.data.speech.synth import build_corpus
+from emotive.data.pipelines.tts import VocabCarryingIterator
 from emotive.errors import UserError
 from emotive.evals.common import eval_dir
 from emotive.hub.release import read_report, release

@@ -17,8 +17,8 @@ from flax import nnx
 from emotive import cli, configs
 from emotive.configs import base
 from emotive.data.builders import build
-from emotive.data.emotions import EMOTIONS
-from emotive.data.synth import build_corpus
+from emotive.data.speech.emotions import EMOTIONS
+from emotive.data.speech.synth import build_corpus
 from emotive.train.checkpoint import Checkpointer
 from emotive.train.tasks import make_task
 

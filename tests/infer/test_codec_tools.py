@@ -16,8 +16,8 @@ from flax import nnx
 from emotive import cli, configs
 from emotive.configs import base
 from emotive.data.builders import build
-from emotive.data.encoded import EncodedSource
-from emotive.data.synth import build_corpus
+from emotive.data.pipelines.encoded import EncodedSource
+from emotive.data.speech.synth import build_corpus
 from emotive.errors import UserError
 from emotive.infer import codec as codec_lib
 from emotive.evals.codec import evaluate

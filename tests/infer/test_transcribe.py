@@ -17,7 +17,7 @@ from emotive import cli, configs
 from emotive.codecs import chars
 from emotive.configs import base
 from emotive.data.builders import build
-from emotive.data.synth import build_corpus
+from emotive.data.speech.synth import build_corpus
 from emotive.evals import asr as asr_eval
 from emotive.evals import speaker as speaker_eval
 from emotive.infer.asr import load_recognizer

@@ -12,7 +12,7 @@ from emotive import cli, configs
 from emotive.codecs.sentences import split_sentences
 from emotive.codecs.text import TTSVocab, train_bpe
 from emotive.configs import base
-from emotive.data.tts_data import VocabCarryingIterator
+from emotive.data.pipelines.tts import VocabCarryingIterator
 from emotive.errors import UserError
 from emotive.infer.codec import load_codec
 from emotive.infer.tts import PAUSE_SECONDS, synthesize, synthesize_batch
@@ -158,7 +158,7 @@ def test_bad_input_is_one_line(runs, tmp_path, capsys, case):
 
 
 def test_eval_clips_are_clean_and_spread_over_the_emotions():
-    from emotive.data.emotions import EMOTIONS
+    from emotive.data.speech.emotions import EMOTIONS
     from emotive.evals.tts import select_clips
 
     happy, sad, angry = (EMOTIONS.index(e) for e in ("happy", "sad", "angry"))
@@ -202,7 +202,7 @@ def test_quickstart_speaks_every_sentence_in_every_emotion_in_one_batch(runs, tm
 
 
 def test_eval_tts_reports_every_version_per_emotion_and_plots(runs, tmp_path, monkeypatch):
-    from emotive.data.emotions import EMOTIONS
+    from emotive.data.speech.emotions import EMOTIONS
     from emotive.infer import codec as codec_module
     from emotive.evals import tts as tts_eval
 

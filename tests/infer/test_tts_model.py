@@ -4,12 +4,12 @@ import jax
 import numpy as np
 
 from emotive import configs
-from emotive.data.encoded import save_encoded
+from emotive.data.pipelines.encoded import save_encoded
 from emotive.infer.tts_model import load_tts
 from emotive.train import trainer
 from emotive.train.tasks.tts import model_vocab_size, unigram_loss
 
-from tests.data.test_tts_data import CODEBOOK, fake_table
+from tests.data.pipelines.test_tts_data import CODEBOOK, fake_table
 
 
 def _table(num_clips, seed):

@@ -13,7 +13,7 @@ import pytest
 from flax import nnx
 
 from emotive.configs import motion_ldm, motion_vae
-from emotive.data import motion_data as md
+from emotive.data.pipelines import motion as md
 from emotive.errors import UserError
 from emotive.infer.motion import (ContentEncoder, Guidance, MotionAutoencoder, MotionGenerator,
                                   StyleEncoder)

@@ -263,7 +263,7 @@ def test_cli_search_writes_the_choice_and_every_candidate(runs, ser_run, tmp_pat
 def test_eval_search_reports_gains_gaps_and_curves(lm, tmp_path, monkeypatch):
     import json
 
-    from emotive.data.emotions import EMOTIONS
+    from emotive.data.speech.emotions import EMOTIONS
     from emotive.evals import search as search_eval
     from emotive.infer import codec as codec_module
 

@@ -7,7 +7,7 @@ the same methods give known outputs, so every score can be checked by hand.
 import numpy as np
 import pytest
 
-from emotive.data.emotions import EMOTIONS
+from emotive.data.speech.emotions import EMOTIONS
 from emotive.errors import UserError
 from emotive.search.verifiers import (EmotionVerifier, IntelligibilityVerifier, Request,
                                      SpeakerVerifier, WeightedVerifier, load_verifiers)

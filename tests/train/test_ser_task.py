@@ -12,7 +12,7 @@ import pytest
 
 from emotive import configs
 from emotive.data.builders import build
-from emotive.data.synth import build_corpus
+from emotive.data.speech.synth import build_corpus
 from emotive.errors import UserError
 from emotive.evals.common import eval_dir
 from emotive.infer.loading import load_trained

@@ -10,7 +10,7 @@ import pytest
 from emotive import configs
 from emotive.codecs import chars
 from emotive.data.builders import build
-from emotive.data.synth import build_corpus
+from emotive.data.speech.synth import build_corpus
 from emotive.train.tasks import make_task
 from emotive.train.tasks.asr import pack_rows
 from emotive.train.trainer import train

@@ -20,13 +20,13 @@ import optax
 
 from emotive.codecs import chars
 from emotive.configs.asr import AsrConfig
-from emotive.data.input import local_batch_size, make_iterator
+from emotive.data.pipelines.input import local_batch_size, make_iterator
 from emotive.errors import UserError
 from emotive.models.asr import CtcRecognizer
 from emotive.models.transformer import train_flops
 from emotive.train.losses import audio_throughput
 from emotive.train.task import DataSpec, Task
-from emotive.data.tfds_io import open_data_split
+from emotive.data.builders.tfds_io import open_data_split
 
 
 class _Subset:

@@ -26,8 +26,8 @@ import numpy as np
 from tqdm import tqdm
 
 from emotive.configs.motion_ldm import MotionLDMConfig
-from emotive.data import motion_data as md
-from emotive.data.input import DeviceBatches, make_iterator
+from emotive.data.pipelines import motion as md
+from emotive.data.pipelines.input import DeviceBatches, make_iterator
 from emotive.errors import UserError
 from emotive.models.diffusion import Schedule, sample_timesteps
 from emotive.models.motion_denoiser import Conditions, MotionDenoiser

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from emotive.configs.motion_vae import MotionVAEConfig
-from emotive.data import motion_data as md
-from emotive.data.input import DeviceBatches, make_iterator
+from emotive.data.pipelines import motion as md
+from emotive.data.pipelines.input import DeviceBatches, make_iterator
 from emotive.models.motion_vae import MotionVAE, latent_mask
 from emotive.train.task import DataSpec, Task
 

@@ -32,7 +32,7 @@ from emotive.configs.student import StudentConfig
 from emotive.errors import UserError
 from emotive.models.ser import ADV_ORDER
 from emotive.models.wav2small import Wav2Small
-from emotive.data.input import DeviceBatches
+from emotive.data.pipelines.input import DeviceBatches
 from emotive.train.losses import (EMOTION_LABEL_FIELDS, adv_cccs, audio_throughput,
                                   crop_data, masked_mean)
 from emotive.train.task import Task

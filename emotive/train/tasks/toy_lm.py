@@ -14,7 +14,7 @@ import numpy as np
 from emotive.configs.toy_lm import ReversalDataConfig, ToyLMConfig
 from emotive.models.lm import CausalLM
 from emotive.models.transformer import train_flops
-from emotive.data.input import make_iterator
+from emotive.data.pipelines.input import make_iterator
 from emotive.train.losses import causal_lm_loss, masked_lm_loss
 from emotive.train.task import DataSpec, Task
 

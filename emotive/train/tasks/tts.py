@@ -1,6 +1,6 @@
 """The TTS language model task: a CausalLM over packed Llasa documents, loss on speech only.
 
-Batches are packed rows (`emotive.data.tts_data`): each row holds several documents, kept
+Batches are packed rows (`emotive.data.pipelines.tts`): each row holds several documents, kept
 apart by `segment_ids` (attention never crosses a document) and `positions` (rotary
 positions restart per document). The loss is the mean cross-entropy over positions whose
 target is a speech code or SPEECH_GENERATION_END; eval reports the same loss and the
@@ -27,9 +27,9 @@ import numpy as np
 from emotive.codecs.phonemes import PhonemeTokenizer
 from emotive.codecs.text import TTSVocab, train_bpe
 from emotive.configs.tts import TTSConfig
-from emotive.data.espeak import phonemize
-from emotive.data.input import make_iterator
-from emotive.data.tts_data import VocabCarryingIterator, build_documents, pack
+from emotive.data.speech.espeak import phonemize
+from emotive.data.pipelines.input import make_iterator
+from emotive.data.pipelines.tts import VocabCarryingIterator, build_documents, pack
 from emotive.errors import UserError
 from emotive.models.lm import CausalLM
 from emotive.models.transformer import train_flops
@@ -47,7 +47,7 @@ def model_vocab_size(cfg: TTSConfig) -> int:
 def read_table(path: str, what: str) -> dict:
     """A pre-encoded table (an `emotive codec encode-split` folder); UserError naming the
     config key and the command that makes it when it is missing or unreadable."""
-    from emotive.data.encoded import load_encoded
+    from emotive.data.pipelines.encoded import load_encoded
 
     try:
         return load_encoded(path)

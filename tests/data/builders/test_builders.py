@@ -9,9 +9,12 @@ import pytest
 import soundfile as sf
 
 from emotive import cli
-from emotive.data import builders, synth
-from emotive.data.emotions import EMOTIONS
-from emotive.data.tfds_io import REPORT_FILE, open_split
+from emotive.data import builders
+from emotive.data.speech import synth
+from emotive.data.speech.emotions import EMOTIONS
+from emotive.data.builders.base import split_speakers
+from emotive.data.builders.speech import CREMA_D_EMOTIONS
+from emotive.data.builders.tfds_io import REPORT_FILE, open_split
 from emotive.errors import UserError
 
 SR = 16000
@@ -135,10 +138,10 @@ def test_all_rejected_split_is_an_error(tmp_path):
 
 
 def test_split_speakers_ravdess_layout():
-    split = builders.split_speakers([f"{a:02d}" for a in range(1, 25)], 0.2, 0.1)
+    split = split_speakers([f"{a:02d}" for a in range(1, 25)], 0.2, 0.1)
     assert [a for a, s in split.items() if s == "test"] == ["21", "22", "23", "24"]
     assert [a for a, s in split.items() if s == "validation"] == ["19", "20"]
-    assert builders.split_speakers(["1"], 0.2, 0.1) == {"1": "train"}
+    assert split_speakers(["1"], 0.2, 0.1) == {"1": "train"}
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +188,7 @@ def test_ravdess_labels_and_speaker_disjoint_splits(ravdess):
 def test_crema_d_labels_levels_and_splits(tmp_path):
     src = tmp_path / "CREMA-D"
     (src / "AudioWAV").mkdir(parents=True)
-    codes = list(builders.CREMA_D_EMOTIONS)
+    codes = list(CREMA_D_EMOTIONS)
     for actor in range(1001, 1007):
         for k, (sentence, level) in enumerate([("DFA", "HI"), ("IEO", "XX"), ("TSI", "LO")]):
             emotion = codes[(actor + k) % 6]
@@ -207,7 +210,7 @@ def test_crema_d_labels_levels_and_splits(tmp_path):
     r = records[f"1006_DFA_{codes[(1006 + 0) % 6]}_HI"]
     assert r["text"] == b"Don't forget a jacket" and r["level"] == b"HI" and r["intensity"] == 3
     assert r["sex"] == b"female" and EMOTIONS[r["emotion"]] == \
-        builders.CREMA_D_EMOTIONS[r["label"].decode()]
+        CREMA_D_EMOTIONS[r["label"].decode()]
     assert records[f"1006_IEO_{codes[(1006 + 1) % 6]}_XX"]["intensity"] == 0
 
 
@@ -260,7 +263,7 @@ def test_a_split_over_tfds_memory_buffer_builds_without_tensorflow(ljspeech, tmp
 
     from tensorflow_datasets.core import shuffle
 
-    from emotive.data import tfds_io
+    from emotive.data.builders import tfds_io
 
     if importlib.util.find_spec("tensorflow") is not None:
         pytest.skip("TensorFlow is installed, so TFDS spills to disk as designed")

@@ -11,12 +11,12 @@ import pytest
 import soundfile as sf
 from scipy.optimize import minimize
 
-from emotive.data import synth
-from emotive.data.emotions import CONDITIONS, EMOTIONS, affect_targets, intensities
-from emotive.data.espeak import Synthesizer
-from emotive.data.prosody import FEATURE_NAMES, prosodic_features
-from emotive.data.texts import TEXTS
-from emotive.data.voices import SPEAKERS
+from emotive.data.speech import synth
+from emotive.data.speech.emotions import CONDITIONS, EMOTIONS, affect_targets, intensities
+from emotive.data.speech.espeak import Synthesizer
+from emotive.data.speech.prosody import FEATURE_NAMES, prosodic_features
+from emotive.data.speech.texts import TEXTS
+from emotive.data.speech.voices import SPEAKERS
 from emotive.errors import UserError
 
 FIELDS = {'id', 'path', 'split', 'speaker', 'sex', 'accent', 'emotion', 'intensity', 'arousal',

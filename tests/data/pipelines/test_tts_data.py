@@ -11,8 +11,8 @@ from flax import nnx
 
 from emotive.codecs.text import TTSVocab, train_bpe
 from emotive.configs.common import TransformerConfig
-from emotive.data.emotions import EMOTIONS
-from emotive.data.tts_data import (PackedRows, VocabCarryingIterator, build_documents,
+from emotive.data.speech.emotions import EMOTIONS
+from emotive.data.pipelines.tts import (PackedRows, VocabCarryingIterator, build_documents,
                                    pack, read_checkpoint_vocab)
 from emotive.errors import UserError
 from emotive.models.lm import CausalLM
@@ -185,7 +185,7 @@ def test_checkpoint_state_carries_the_vocabulary(vocab, tmp_path):
 
 
 def test_text_dropout_leaves_the_text_out_of_that_share_of_documents(vocab):
-    from emotive.data.tts_data import drop_condition
+    from emotive.data.pipelines.tts import drop_condition
 
     table = fake_table(200)
     start = vocab.special["TEXT_UNDERSTANDING_START"]
@@ -206,7 +206,7 @@ def test_text_dropout_leaves_the_text_out_of_that_share_of_documents(vocab):
 
 
 def test_drop_condition_removes_exactly_the_emotion_tag_or_the_text(vocab):
-    from emotive.data.tts_data import drop_condition
+    from emotive.data.pipelines.tts import drop_condition
 
     prompt = vocab.prompt_ids("Hello there.", emotion=vocab.emotions[0], intensity=2)
     tag = vocab.emotion_tag(vocab.emotions[0], 2)

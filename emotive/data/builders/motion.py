@@ -24,7 +24,7 @@ Audio/motion offsets are checked on import (`codecs.motion.clip.check_sync`, tol
 `out_of_sync` in the build report with both durations, never cut to fit. Every other bad file
 (wrong keys, NaN poses, a wrong joint count, a wrong frame rate, unreadable audio, no audio or
 no motion for an id) is rejected with its reason; nothing is dropped without an entry in
-`build_report.json` (`emotive.data.tfds_io.BuildReport`).
+`build_report.json` (`emotive.data.builders.tfds_io.BuildReport`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ import tensorflow_datasets as tfds
 from emotive.codecs.motion.clip import check_sync, resample_motion
 from emotive.codecs.motion.smplx_npz import SmplxClip, read_smplx_npz
 from emotive.configs.common import SAMPLE_RATE
-from emotive.data import builders, tfds_io
-from emotive.data.builders_tts import _wrong_root
+from emotive.data.builders import tfds_io
+from emotive.data.builders.base import SPLITS, SourceBuilder, wrong_root
 from emotive.errors import UserError
 
 BEAT2_SPLITS = {"train": "train", "val": "validation", "test": "test", "additional": "train"}
@@ -74,7 +74,7 @@ def _motion_features(audio: bool) -> dict:
     return out
 
 
-class _MotionBuilder(builders.SourceBuilder, skip_registration=True):
+class _MotionBuilder(SourceBuilder, skip_registration=True):
     """Shared part: the report, the splits of `_candidates()`, motion reading with reasons."""
 
     HAS_AUDIO = False
@@ -96,7 +96,7 @@ class _MotionBuilder(builders.SourceBuilder, skip_registration=True):
             raise UserError(f"--src {self._src} has no usable take ({why or 'no files'}); "
                             "check the layout")
         return {split: self._generate_examples([c for c in candidates if c.split == split])
-                for split in builders.SPLITS if any(c.split == split for c in candidates)}
+                for split in SPLITS if any(c.split == split for c in candidates)}
 
     def _read_motion(self, path: pathlib.Path, expect_fps: float | None) -> SmplxClip | None:
         try:
@@ -150,7 +150,7 @@ class Beat2(_MotionBuilder, skip_registration=True):
             return (p / "smplxflame_30").is_dir() and (p / "train_test_split.csv").is_file()
 
         if not is_root(self._src):
-            raise _wrong_root(self._src, is_root, "smplxflame_30/ and train_test_split.csv",
+            raise wrong_root(self._src, is_root, "smplxflame_30/ and train_test_split.csv",
                               "BEAT2/beat_english_v2.0.0")
         rows = self._split_rows()
         motion_dir, wave_dir = self._src / "smplxflame_30", self._src / "wave16k"
@@ -225,7 +225,7 @@ class Amass(_MotionBuilder, skip_registration=True):
             return any(len(q.relative_to(p).parts) >= 3 for q in p.rglob("*.npz"))
 
         if not files or not is_root(self._src):
-            raise _wrong_root(self._src, is_root, "DATASET/SUBJECT/*.npz files", "AMASS")
+            raise wrong_root(self._src, is_root, "DATASET/SUBJECT/*.npz files", "AMASS")
         clips = []
         for npz in files:
             parts = npz.relative_to(self._src).parts
@@ -252,7 +252,3 @@ class Amass(_MotionBuilder, skip_registration=True):
             self._report.kept[clip.split] += 1
             self._report.kept_seconds[clip.split] += motion.num_frames / motion.fps
             yield clip.key, self._example(clip, motion)
-
-
-# `emotive data build` finds builders and their options in these tables of builders.py.
-builders.BUILDERS.update({cls.name: cls for cls in (Beat2, Amass)})

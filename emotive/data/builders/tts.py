@@ -29,7 +29,7 @@ BOM), GB2312 and Latin-1, and some separate fields with spaces instead of tabs; 
 of each file that is not plain UTF-8 is listed under the report's conversions. Text is NFKC
 normalised (full-width punctuation to ASCII). A wav without its transcript line or file, in
 an unknown emotion folder, or whose audio does not load is rejected with its reason; nothing
-is dropped without an entry in the build report (`emotive.data.tfds_io.BuildReport`).
+is dropped without an entry in the build report (`emotive.data.builders.tfds_io.BuildReport`).
 
 Full-scale recipe. Unpack ESD (ESD/0001 ... ESD/0020) and the seven LibriTTS-R archives
 (openslr.org/141: LibriTTS_R/train-clean-100 ... test-other), then
@@ -52,9 +52,8 @@ import unicodedata
 import numpy as np
 import tensorflow_datasets as tfds
 
-from emotive.data import builders
-from emotive.data.builders import _emotion_label, _SpeechBuilder
-from emotive.data.tfds_io import Clip
+from emotive.data.builders.base import SpeechBuilder, emotion_label, require_clips, wrong_root
+from emotive.data.builders.tfds_io import Clip
 from emotive.errors import UserError
 
 ESD_EMOTIONS = {"Angry": "angry", "Happy": "happy", "Neutral": "neutral", "Sad": "sad",
@@ -127,27 +126,7 @@ def _wavs_in(folder: pathlib.Path) -> list[pathlib.Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".wav")
 
 
-def _checked(clips: list[Clip], report, src: pathlib.Path) -> list[Clip]:
-    """`clips`, or a UserError saying why there are none (TFDS would build an empty dataset)."""
-    if clips:
-        return clips
-    found = report.to_dict()
-    why = ", ".join(f"{reason} {len(items)}" for key in ("rejected_by_reason", "skipped_by_reason")
-                    for reason, items in found[key].items())
-    raise UserError(f"--src {src} has no usable clip ({why or 'no .wav files'}); "
-                    "check the layout and options")
-
-
-def _wrong_root(src: pathlib.Path, found, expected: str, example: str) -> UserError:
-    """The one-line error for a --src that is not the dataset's folder; names a subfolder
-    that is, if there is one."""
-    inside = [p for p in sorted(src.iterdir()) if p.is_dir() and found(p)] if src.is_dir() else []
-    hint = f" (found one in {inside[0]})" if inside else ""
-    return UserError(f"--src {src} holds no {expected}{hint}; pass the folder that does, "
-                     f"e.g. --src {example}")
-
-
-class Esd(_SpeechBuilder, skip_registration=True):
+class Esd(SpeechBuilder, skip_registration=True):
     """ESD: 20 speakers (10 Mandarin, 10 English), 5 emotions, 350 utterances each."""
 
     name = "esd"
@@ -163,7 +142,7 @@ class Esd(_SpeechBuilder, skip_registration=True):
     def _label_features(self):
         f = tfds.features
         return {"text": f.Text(), "speaker": f.Text(), "sex": f.Text(), "language": f.Text(),
-                "emotion": _emotion_label(), "label": f.Text(),
+                "emotion": emotion_label(), "label": f.Text(),
                 "intensity": f.Scalar(dtype=np.int32), "condition": f.Text()}
 
     def _speakers(self) -> list[pathlib.Path]:
@@ -171,7 +150,7 @@ class Esd(_SpeechBuilder, skip_registration=True):
             return any(esd_language(q.name) for q in p.iterdir() if q.is_dir())
 
         if not is_root(self._src):
-            raise _wrong_root(self._src, is_root, "ESD speaker folders (0001 ... 0020)", "ESD")
+            raise wrong_root(self._src, is_root, "ESD speaker folders (0001 ... 0020)", "ESD")
         folders = []
         for p in sorted(self._src.iterdir()):
             if not p.is_dir():
@@ -226,7 +205,7 @@ class Esd(_SpeechBuilder, skip_registration=True):
                         "sex": "male" if int(speaker) in ESD_MALE else "female",
                         "language": esd_language(speaker), "emotion": ESD_EMOTIONS[emotion_dir],
                         "label": emotion_dir, "intensity": 1, "condition": "clean"}))
-        return _checked(clips, self._report, self._src)
+        return require_clips(clips, self._report, self._src)
 
 
 def _subset_name(folder: pathlib.Path) -> str | None:
@@ -235,7 +214,7 @@ def _subset_name(folder: pathlib.Path) -> str | None:
     return name if name in LIBRITTS_SUBSETS else None
 
 
-class LibriTtsR(_SpeechBuilder, skip_registration=True):
+class LibriTtsR(SpeechBuilder, skip_registration=True):
     """LibriTTS-R: restored LibriTTS, 2,456 speakers of read English, splits by subset."""
 
     name = "libritts_r"
@@ -245,7 +224,7 @@ class LibriTtsR(_SpeechBuilder, skip_registration=True):
         f = tfds.features
         return {"text": f.Text(), "original_text": f.Text(), "speaker": f.Text(),
                 "sex": f.Text(), "chapter": f.Text(), "subset": f.Text(),
-                "emotion": _emotion_label(), "intensity": f.Scalar(dtype=np.int32),
+                "emotion": emotion_label(), "intensity": f.Scalar(dtype=np.int32),
                 "condition": f.Text()}
 
     def _subsets(self) -> list[tuple[pathlib.Path, str]]:
@@ -257,7 +236,7 @@ class LibriTtsR(_SpeechBuilder, skip_registration=True):
             return any(_subset_name(q) for q in p.iterdir() if q.is_dir())
 
         if not is_root(self._src):
-            raise _wrong_root(self._src, is_root, "LibriTTS-R subset folders (train-clean-100, "
+            raise wrong_root(self._src, is_root, "LibriTTS-R subset folders (train-clean-100, "
                               "dev-clean, test-clean, ...)", "LibriTTS_R or LibriTTS_R/dev-clean")
         subsets = []
         for p in sorted(self._src.iterdir()):
@@ -311,9 +290,4 @@ class LibriTtsR(_SpeechBuilder, skip_registration=True):
                                       if original.is_file() else text),
                     "chapter": m[2], "subset": subset, "emotion": -1, "intensity": 0,
                     "condition": "clean"}))
-        return _checked(clips, self._report, self._src)
-
-
-# `emotive data build` finds builders and their options in these tables of builders.py.
-builders.BUILDERS.update({cls.name: cls for cls in (Esd, LibriTtsR)})
-builders._OPTIONS["languages"] = ("esd",)
+        return require_clips(clips, self._report, self._src)

@@ -7,10 +7,11 @@ import pytest
 import soundfile as sf
 
 from emotive import cli
-from emotive.data import builders, builders_motion
-from emotive.data.tfds_io import open_split
+from emotive.data import builders
+from emotive.data.builders import motion as builders_motion
+from emotive.data.builders.tfds_io import open_split
 from emotive.errors import UserError
-from tests.data.test_builders import reasons, tone
+from tests.data.builders.test_builders import reasons, tone
 
 SR = 16000
 

@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from emotive.data import emotions as emo
-from emotive.data.espeak import SAMPLE_RATE, Synthesizer
-from emotive.data.texts import TEXTS
-from emotive.data.generated import frequent_words, generate_sentences, word_sequences
-from emotive.data.voices import EXTRA_SPEAKERS, SPEAKERS, speaker_by_id
+from emotive.data.speech import emotions as emo
+from emotive.data.speech.espeak import SAMPLE_RATE, Synthesizer
+from emotive.data.speech.texts import TEXTS
+from emotive.data.speech.generated import frequent_words, generate_sentences, word_sequences
+from emotive.data.speech.voices import EXTRA_SPEAKERS, SPEAKERS, speaker_by_id
 from emotive.errors import UserError
 
 SPLITS = ('train', 'validation', 'test')

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from emotive.codecs.chars import normalize_text
-from emotive.data import synth
-from emotive.data.espeak import Synthesizer
-from emotive.data.generated import (frequent_words, generate_sentences, pseudo_word, vocabulary,
+from emotive.data.speech import synth
+from emotive.data.speech.espeak import Synthesizer
+from emotive.data.speech.generated import (frequent_words, generate_sentences, pseudo_word, vocabulary,
                                     word_sequences)
-from emotive.data.texts import TEXTS
-from emotive.data.voices import EXTRA_SPEAKERS, SPEAKERS, speaker_by_id
+from emotive.data.speech.texts import TEXTS
+from emotive.data.speech.voices import EXTRA_SPEAKERS, SPEAKERS, speaker_by_id
 from emotive.errors import UserError
 
 

@@ -2,7 +2,7 @@
 
 A source is anything with `len` and `[i]` returning an example dict with at least `audio`
 (int16 or float [T] at 16 kHz), e.g. `open_split(...).source` (a `tfds.data_source`) or a list.
-Both pipelines are built on `emotive.data.input.make_iterator`, so they shuffle with a seed,
+Both pipelines are built on `emotive.data.pipelines.input.make_iterator`, so they shuffle with a seed,
 give each process a disjoint contiguous block of every global batch (the global batch is the
 same whatever the number of processes), and return a grain iterator whose
 `get_state()`/`set_state()` restore the exact position (it is saved with every checkpoint).
@@ -37,10 +37,10 @@ import grain
 import numpy as np
 
 from emotive.configs.common import SAMPLE_RATE
-from emotive.data.emotions import EMOTIONS
+from emotive.data.speech.emotions import EMOTIONS
 from emotive.errors import UserError
-from emotive.data.input import local_batch_size, make_iterator
-from emotive.data.tfds_io import open_split
+from emotive.data.pipelines.input import local_batch_size, make_iterator
+from emotive.data.builders.tfds_io import open_split
 
 # Stand-in for "forever": grain wants a finite plan to index, this many epochs never run out.
 _FOREVER_EPOCHS = 2**31

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emotive.data import builders, pipeline
-from emotive.data.emotions import EMOTIONS
-from emotive.data.tfds_io import open_split
+from emotive.data import builders
+
+from emotive.data.pipelines import speech as pipeline
+from emotive.data.speech.emotions import EMOTIONS
+from emotive.data.builders.tfds_io import open_split
 from emotive.errors import UserError
 
 SR = 16000

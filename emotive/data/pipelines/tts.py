@@ -38,9 +38,9 @@ import pathlib
 import numpy as np
 
 from emotive.codecs.text import TTSVocab
-from emotive.data.emotions import EMOTIONS
-from emotive.data.espeak import phonemize
-from emotive.data.input import IteratorWrapper
+from emotive.data.speech.emotions import EMOTIONS
+from emotive.data.speech.espeak import phonemize
+from emotive.data.pipelines.input import IteratorWrapper
 from emotive.errors import UserError
 
 REQUIRED_KEYS = ("codes", "offsets", "text")

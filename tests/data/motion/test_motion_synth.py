@@ -16,9 +16,9 @@ from emotive.codecs.motion.clip import check_sync
 from emotive.codecs.motion.face import ARKIT_INDEX
 from emotive.codecs.motion.skeleton import SMPLX
 from emotive.codecs.motion.smplx_npz import read_smplx_npz
-from emotive.data import motion_synth as ms
-from emotive.data import synth
-from emotive.data.emotions import EMOTIONS
+from emotive.data.motion import synth as ms
+from emotive.data.speech import synth
+from emotive.data.speech.emotions import EMOTIONS
 from emotive.errors import UserError
 from emotive.metrics import motion as mm
 

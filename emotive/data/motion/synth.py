@@ -69,8 +69,8 @@ from emotive.codecs.motion import rotations
 from emotive.codecs.motion.face import ARKIT_INDEX, ARKIT_NAMES, NUM_ARKIT, arkit_to_flame_jaw
 from emotive.codecs.motion.skeleton import SMPLX
 from emotive.codecs.motion.smplx_npz import SmplxClip, read_smplx_npz, write_smplx_npz
-from emotive.data import emotions as emo
-from emotive.data import prosody
+from emotive.data.speech import emotions as emo
+from emotive.data.speech import prosody
 from emotive.errors import UserError
 from emotive.metrics import motion as motion_metrics
 

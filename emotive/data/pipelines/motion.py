@@ -26,9 +26,9 @@ from emotive.codecs.audio import mel_filterbank
 from emotive.codecs.motion import rotations
 from emotive.codecs.motion.face import NUM_ARKIT
 from emotive.codecs.motion.smplx_npz import NUM_JOINTS, read_smplx_npz
-from emotive.data import emotions as emo
-from emotive.data.motion_synth import read_face_npz, read_motion_corpus
-from emotive.data.prosody import frame_windows
+from emotive.data.speech import emotions as emo
+from emotive.data.motion.synth import read_face_npz, read_motion_corpus
+from emotive.data.speech.prosody import frame_windows
 from emotive.errors import UserError
 
 FPS = 30.0

@@ -7,7 +7,7 @@ gain-control memories) carries over from one utterance to the next, which
 would make a clip's samples depend on what was spoken before it.
 
 So the library never runs in the caller's process. `Synthesizer` starts one
-small server process (`python -m emotive.data.espeak`, which imports neither
+small server process (`python -m emotive.data.speech.espeak`, which imports neither
 numpy nor the caller's modules) that initialises the library once, and for
 each request forks a child that synthesises from that pristine state and
 exits. Every call is therefore reproducible on its own, forking a small
@@ -215,13 +215,13 @@ def serve(stdin=None, stdout=None) -> None:
 # ------------------------------------------------------------------ client side
 
 class _Server:
-    """A running `python -m emotive.data.espeak` process and its pipes."""
+    """A running `python -m emotive.data.speech.espeak` process and its pipes."""
 
     def __init__(self):
         env = dict(os.environ)
         root = str(Path(__file__).resolve().parents[2])
         env['PYTHONPATH'] = os.pathsep.join(p for p in (root, env.get('PYTHONPATH')) if p)
-        self.proc = subprocess.Popen([sys.executable, '-m', 'emotive.data.espeak'],
+        self.proc = subprocess.Popen([sys.executable, '-m', 'emotive.data.speech.espeak'],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.lock = threading.Lock()
         atexit.register(self.close)

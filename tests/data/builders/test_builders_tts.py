@@ -9,11 +9,12 @@ import pytest
 import soundfile as sf
 
 from emotive import cli
-from emotive.data import builders, builders_tts
-from emotive.data.emotions import EMOTIONS
-from emotive.data.tfds_io import open_split
+from emotive.data import builders
+from emotive.data.builders import tts as builders_tts
+from emotive.data.speech.emotions import EMOTIONS
+from emotive.data.builders.tfds_io import open_split
 from emotive.errors import UserError
-from tests.data.test_builders import reasons, tone
+from tests.data.builders.test_builders import reasons, tone
 
 ESD_SR, LIBRITTS_SR, SR = 16000, 24000, 16000
 ESD_BLOCKS = ("Neutral", "Angry", "Happy", "Sad", "Surprise")  # utterances 1-350, 351-700, ...

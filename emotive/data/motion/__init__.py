@@ -1,0 +1,1 @@
+"""The embedded motion corpus, planted on a speech corpus (`emotive data motion`)."""
