@@ -15,6 +15,7 @@ direction fails.
 
 import ast
 import pathlib
+import re
 import sys
 
 import pytest
@@ -122,3 +123,132 @@ def test_the_check_catches_an_upward_import(tmp_path, monkeypatch, source, expec
     monkeypatch.setattr(sys.modules[__name__], "ROOT", pkg)
     found = [v.replace("emotive.models.bad", "emotive.x.y") for v in _violations()]
     assert found and found[0] == expected[0]
+
+
+# ------------------------------------------------------------------ rooms inside emotive/data
+# data/ holds four jobs; a corpus never needs a builder or a pipeline, a builder never needs a
+# pipeline. Within data/, a subpackage may import its own and those ranked below it.
+DATA_RANKS = {"speech": 0, "motion": 1, "builders": 2, "pipelines": 3}
+
+
+def test_data_subpackages_follow_their_direction():
+    data = ROOT / "data"
+    rooms = {p.name for p in data.iterdir() if (p / "__init__.py").exists()}
+    assert rooms == set(DATA_RANKS)
+    assert [p.name for p in data.glob("*.py")] == ["__init__.py"]  # every module has a room
+    bad = []
+    for path in sorted(data.rglob("*.py")):
+        own = path.relative_to(data).parts[0]
+        for imported, _ in _imports(path):
+            parts = imported.split(".")
+            if parts[:2] == ["emotive", "data"] and len(parts) > 2 and parts[2] in DATA_RANKS:
+                if DATA_RANKS[parts[2]] > DATA_RANKS.get(own, -1):
+                    bad.append(f"{_module_name(path)} imports {imported}")
+    assert bad == []
+
+
+# ------------------------------------------------------------------------ size and circles
+MAX_LINES = 450  # a module a newcomer reads in one sitting
+
+
+def test_no_module_is_longer_than_a_sitting():
+    long = {str(p.relative_to(ROOT.parent)): n for p in ROOT.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert long == {}
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Module -> the emotive modules it imports at module level. `from pkg import name` is an
+    edge to pkg.name when that is a module, else to pkg."""
+    modules = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        edges = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names if a.name in modules}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                for a in node.names:
+                    sub = f"{node.module}.{a.name}"
+                    edges.add(sub if sub in modules else node.module)
+        graph[name] = {e for e in edges if e in modules and e != name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                part.append(w)
+                if w == v:
+                    break
+            if len(part) > 1:
+                found.append(sorted(part))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle():
+    assert _cycles(_module_graph()) == []
+
+
+def test_the_circle_check_finds_a_circle():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+# --------------------------------------------------------------- third-party packages declared
+def _declared() -> set[str]:
+    import tomllib
+    project = tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["project"]
+    specs = list(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        specs += extra
+    return {_normal(re.split(r"[<>=!~ \[;]", s, maxsplit=1)[0]) for s in specs}
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_imported_third_party_package_is_declared():
+    import importlib.metadata
+    dists = importlib.metadata.packages_distributions()
+    declared = _declared()
+    missing = set()
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                tops = [a.name.split(".")[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if top in sys.stdlib_module_names or top == "emotive":
+                    continue
+                names = {_normal(d) for d in dists.get(top, [top])}
+                if not names & declared:
+                    missing.add(f"{top} ({', '.join(sorted(names))}) in "
+                                f"{path.relative_to(ROOT.parent)}")
+    assert sorted(missing) == []
