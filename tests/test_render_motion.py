@@ -8,7 +8,7 @@ from PIL import Image
 from emotive import cli
 from emotive.codecs.motion import render
 from emotive.codecs.motion.smplx_npz import SmplxClip, write_smplx_npz
-from emotive.data.motion.synth import write_face_npz
+from emotive.data.motion.corpus_files import write_face_npz
 from emotive.errors import UserError
 
 

@@ -165,7 +165,7 @@ def _write(paths: dict, parts, fps: float, audio_path: str) -> list[str]:
 
     from emotive.codecs.motion.face import FaceWeights, arkit_to_flame_jaw
     from emotive.codecs.motion.smplx_npz import NUM_JOINTS, SmplxClip, write_smplx_npz
-    from emotive.data.motion.synth import write_face_npz
+    from emotive.data.motion.corpus_files import write_face_npz
 
     poses, trans, face = parts
     t = len(poses)

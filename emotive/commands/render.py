@@ -47,14 +47,14 @@ def _face(path: pathlib.Path, fps: float | None):
         if face.fps is None:
             raise UserError(f"{path}: no time column; pass --face-fps")
         return face.weights, face.fps
-    from emotive.data.motion.synth import read_face_npz
+    from emotive.data.motion.corpus_files import read_face_npz
 
     weights, _, rate = read_face_npz(path)
     return weights, rate
 
 
 def _emotion_frames(args) -> int:
-    from emotive.data.motion.synth import emotion_clip_set, read_motion_corpus
+    from emotive.data.motion.corpus_files import emotion_clip_set, read_motion_corpus
 
     if len(args.inputs) != 1:
         raise UserError("--emotions takes one motion corpus directory")

@@ -38,11 +38,16 @@ from emotive.codecs.motion.face import ARKIT_INDEX
 from emotive.codecs.motion.render import body_positions, write_frame_png
 from emotive.data.speech import emotions as emo
 from emotive.data.pipelines import motion as md
-from emotive.data.motion.synth import read_motion_corpus
+from emotive.data.motion.corpus_files import read_motion_corpus
 from emotive.errors import UserError
 from emotive.evals.common import write_report
 from emotive.infer.motion import Guidance, MotionGenerator
-from emotive.metrics import motion as mm
+from emotive.metrics import motion_fgd
+from emotive.metrics.bootstrap import bootstrap_ci
+from emotive.metrics.lip_sync import jaw_envelope_correlation, lve_blendshapes
+from emotive.metrics.motion_beats import audio_onsets, beat_alignment
+from emotive.metrics.motion_body import l1_diversity
+from emotive.metrics.motion_probe import EmotionProbe, motion_features
 
 ROWS = ("ground truth", "random clip", "mean pose", "audio retrieval", "VAE reconstruction",
         "model")
@@ -73,7 +78,7 @@ class _Clips:
 
     def __init__(self, root: pathlib.Path, speech: pathlib.Path, records, desc: str):
         from emotive.codecs.motion.smplx_npz import read_smplx_npz
-        from emotive.data.motion.synth import read_face_npz
+        from emotive.data.motion.corpus_files import read_face_npz
         self.records = records
         self.frames, self.audio = [], []
         for r in tqdm(records, desc=desc, unit="clip", leave=False):
@@ -118,12 +123,12 @@ class _Scorer:
 
     def __init__(self, clips: _Clips, extractor, probe, resamples: int):
         self.clips, self.extractor, self.probe, self.resamples = clips, extractor, probe, resamples
-        self.onsets = [mm.audio_onsets(a, 16000, method="energy") for a in clips.audio]
+        self.onsets = [audio_onsets(a, 16000, method="energy") for a in clips.audio]
         self.gt_windows = self._windows(clips.frames)
         self.gt_feats = extractor.features(np.concatenate(self.gt_windows))
 
     def _windows(self, frames):
-        return [mm.motion_windows([d6_of(f)], stride=8) for f in frames]
+        return [motion_fgd.motion_windows([d6_of(f)], stride=8) for f in frames]
 
     def score(self, frames: list[np.ndarray]) -> dict:
         labels = [r["emotion"] for r in self.clips.records]
@@ -134,33 +139,33 @@ class _Scorer:
         gt_by_clip = [self.gt_feats[gt_counts[i]:gt_counts[i + 1]] for i in range(len(win))]
 
         def fgd_of(idx):
-            return mm.frechet_distance(np.concatenate([gt_by_clip[i] for i in idx]),
-                                       np.concatenate([feats[i] for i in idx]))
-        fgd = mm.fgd(self.gt_feats, np.concatenate(feats), extractor=self.extractor)
+            return motion_fgd.frechet_distance(np.concatenate([gt_by_clip[i] for i in idx]),
+                                               np.concatenate([feats[i] for i in idx]))
+        fgd = motion_fgd.fgd(self.gt_feats, np.concatenate(feats), extractor=self.extractor)
         fgd["low"], fgd["high"] = _bootstrap_set(fgd_of, len(frames), self.resamples, 1)
-        ba = [mm.beat_alignment(p, md.FPS, o, drop_s=0.0, onset_method="energy")
+        ba = [beat_alignment(p, md.FPS, o, drop_s=0.0, onset_method="energy")
               for p, o in zip(pos, self.onsets)]
-        div = mm.l1_diversity(pos)
+        div = l1_diversity(pos)
         div["low"], div["high"] = _bootstrap_set(
-            lambda idx: mm.l1_diversity([pos[i] for i in idx])["value"], len(pos),
+            lambda idx: l1_diversity([pos[i] for i in idx])["value"], len(pos),
             self.resamples, 2)
-        acc = self.probe.accuracy(np.stack([mm.motion_features(p, md.FPS) for p in pos]),
+        acc = self.probe.accuracy(np.stack([motion_features(p, md.FPS) for p in pos]),
                                   labels)
-        lve = [mm.lve_blendshapes(f[:, md.FACE], g[:, md.FACE])
+        lve = [lve_blendshapes(f[:, md.FACE], g[:, md.FACE])
                for f, g in zip(frames, self.clips.frames)]
-        jaw = [mm.jaw_envelope_correlation(f[:, md.FACE][:, ARKIT_INDEX["jawOpen"]], a, 16000,
-                                           md.FPS) for f, a in zip(frames, self.clips.audio)]
+        jaw = [jaw_envelope_correlation(f[:, md.FACE][:, ARKIT_INDEX["jawOpen"]], a, 16000,
+                                        md.FPS) for f, a in zip(frames, self.clips.audio)]
         return {
             "fgd": fgd,
-            "beat_alignment": mm.bootstrap_ci([b["value"] for b in ba],
-                                              protocol=ba[0]["protocol"]),
+            "beat_alignment": bootstrap_ci([b["value"] for b in ba],
+                                           protocol=ba[0]["protocol"]),
             "diversity": div,
-            "emotion_accuracy": {**mm.bootstrap_ci(acc["correct"], protocol=acc["protocol"]),
+            "emotion_accuracy": {**bootstrap_ci(acc["correct"], protocol=acc["protocol"]),
                                  "per_class_recall": acc["per_class_recall"]},
-            "lip_sync_lve": mm.bootstrap_ci([v["value"] for v in lve],
-                                            protocol=lve[0]["protocol"]),
-            "jaw_envelope_r": mm.bootstrap_ci([v["value"] for v in jaw],
-                                              protocol=jaw[0]["protocol"]),
+            "lip_sync_lve": bootstrap_ci([v["value"] for v in lve],
+                                         protocol=lve[0]["protocol"]),
+            "jaw_envelope_r": bootstrap_ci([v["value"] for v in jaw],
+                                           protocol=jaw[0]["protocol"]),
         }
 
 
@@ -209,13 +214,13 @@ def evaluate(gen: MotionGenerator, data_dir, split: str = "test", *, dataset: st
     summary, records = read_motion_corpus(root)
     speech = md.speech_dir_of(root, summary)
     fgd_path = root / "fgd_autoencoder.npz"
-    extractor = mm.MotionFeatureExtractor.load(fgd_path)
+    extractor = motion_fgd.MotionFeatureExtractor.load(fgd_path)
     chosen = _select(records, split, limit or 128)
     clips = _Clips(root, speech, chosen, f"motion {split}")
     train_recs = _select(records, "train", train_clips)
     train = _Clips(root, speech, train_recs, "motion train")
-    probe = mm.EmotionProbe.fit(
-        np.stack([mm.motion_features(positions_of(f), md.FPS) for f in train.frames]),
+    probe = EmotionProbe.fit(
+        np.stack([motion_features(positions_of(f), md.FPS) for f in train.frames]),
         [r["emotion"] for r in train_recs], classes=emo.EMOTIONS)
     scorer = _Scorer(clips, extractor, probe, resamples)
     rng = np.random.default_rng(seed)
@@ -259,7 +264,7 @@ def evaluate(gen: MotionGenerator, data_dir, split: str = "test", *, dataset: st
                               seed=seed, batch_size=batch_size, progress=True)
     seams = [seam_jerk(o.frames, o.seams) for o in outs]
     table["model"]["seam_jerk_ratio"] = {
-        **mm.bootstrap_ci([s["ratio"] for s in seams]),
+        **bootstrap_ci([s["ratio"] for s in seams]),
         "seam_jerk": float(np.mean([s["seam"] for s in seams])),
         "in_window_jerk": float(np.mean([s["in_window"] for s in seams])),
         "protocol": {"inputs": len(longs), "seconds": long_seconds,
@@ -273,9 +278,9 @@ def evaluate(gen: MotionGenerator, data_dir, split: str = "test", *, dataset: st
     for s in emotion_scales:
         frames = rows["model"] if s == 1.0 else generate(Guidance(emotion=float(s)))
         pos = [positions_of(f) for f in frames]
-        acc = probe.accuracy(np.stack([mm.motion_features(p, md.FPS) for p in pos]),
+        acc = probe.accuracy(np.stack([motion_features(p, md.FPS) for p in pos]),
                              [r["emotion"] for r in chosen])
-        sweep[str(s)] = mm.bootstrap_ci(acc["correct"])
+        sweep[str(s)] = bootstrap_ci(acc["correct"])
 
     # Style swap: another speaker's reference.
     speakers = sorted({r["speaker"] for r in chosen})
@@ -285,16 +290,16 @@ def evaluate(gen: MotionGenerator, data_dir, split: str = "test", *, dataset: st
         swap_refs.append(clips.audio[int(rng.choice(others))] if others else refs[i])
     swapped = generate(style_refs=swap_refs)
     reseeded = generate(gen_seed=seed + 1)
-    style_feat = lambda frames: np.stack([mm.motion_features(positions_of(f), md.FPS)
-                                          for f in frames])
+    style_feat = lambda frames: np.stack([motion_features(positions_of(f), md.FPS)
+                                       for f in frames])
     base_f, swap_f, seed_f = style_feat(rows["model"]), style_feat(swapped), style_feat(reseeded)
     scale = base_f.std(0) + 1e-8
     swap_dist = np.linalg.norm((swap_f - base_f) / scale, axis=1)
     seed_dist = np.linalg.norm((seed_f - base_f) / scale, axis=1)
     swap_ba = scorer.score(swapped)["beat_alignment"]
     style = {"speakers": speakers, "has_style": gen.has_style,
-             "feature_change_swap": mm.bootstrap_ci(swap_dist),
-             "feature_change_reseed": mm.bootstrap_ci(seed_dist),
+             "feature_change_swap": bootstrap_ci(swap_dist),
+             "feature_change_reseed": bootstrap_ci(seed_dist),
              "beat_alignment_own": table["model"]["beat_alignment"],
              "beat_alignment_swapped": swap_ba,
              "protocol": {"features": "motion_features (pose mean/std rel. pelvis, joint speed "

@@ -27,7 +27,7 @@ from emotive.codecs.motion import rotations
 from emotive.codecs.motion.face import NUM_ARKIT
 from emotive.codecs.motion.smplx_npz import NUM_JOINTS, read_smplx_npz
 from emotive.data.speech import emotions as emo
-from emotive.data.motion.synth import read_face_npz, read_motion_corpus
+from emotive.data.motion.corpus_files import read_face_npz, read_motion_corpus
 from emotive.data.speech.prosody import frame_windows
 from emotive.errors import UserError
 

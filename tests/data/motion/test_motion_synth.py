@@ -17,10 +17,15 @@ from emotive.codecs.motion.face import ARKIT_INDEX
 from emotive.codecs.motion.skeleton import SMPLX
 from emotive.codecs.motion.smplx_npz import read_smplx_npz
 from emotive.data.motion import synth as ms
+from emotive.data.motion.corpus_files import emotion_clip_set, read_face_npz, read_motion_corpus
+from emotive.data.motion.cues import analyse_audio
+from emotive.data.motion.styles import emotion_motion, speaker_style
 from emotive.data.speech import synth
 from emotive.data.speech.emotions import EMOTIONS
 from emotive.errors import UserError
-from emotive.metrics import motion as mm
+from emotive.metrics.lip_sync import jaw_envelope_correlation
+from emotive.metrics.motion_fgd import MotionFeatureExtractor
+from emotive.metrics.motion_probe import EmotionProbe, motion_features
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +57,7 @@ def test_files_layout_sync_and_splits(speech, corpus):
         audio = sf.info(str(speech / r["audio"]))
         check_sync(clip.num_frames, clip.fps, audio.frames, audio.samplerate, tolerance_s=0.02,
                    name=r["body"])
-        weights, jaw, fps = ms.read_face_npz(out / r["face"])
+        weights, jaw, fps = read_face_npz(out / r["face"])
         assert weights.shape == (r["frames"], 52) and fps == 30.0
         assert weights.min() >= 0.0 and weights.max() <= 1.0
         np.testing.assert_allclose(clip.poses[:, SMPLX.index("jaw")], jaw, atol=1e-6)
@@ -81,16 +86,16 @@ def test_jaw_follows_the_envelope(speech, corpus):
     values = []
     for r in records:
         x, sr = sf.read(speech / r["audio"])
-        weights, _, _ = ms.read_face_npz(out / r["face"])
-        values.append(mm.jaw_envelope_correlation(weights[:, ARKIT_INDEX["jawOpen"]], x, sr,
-                                                  30.0)["value"])
+        weights, _, _ = read_face_npz(out / r["face"])
+        values.append(jaw_envelope_correlation(weights[:, ARKIT_INDEX["jawOpen"]], x, sr,
+                                               30.0)["value"])
     assert np.mean(values) > 0.6, values
 
 
 def test_speaker_style_is_deterministic_and_personal():
-    a, b = ms.speaker_style("spk01"), ms.speaker_style("spk01")
+    a, b = speaker_style("spk01"), speaker_style("spk01")
     assert a == b
-    styles = [ms.speaker_style(f"spk{i:02d}") for i in range(1, 13)]
+    styles = [speaker_style(f"spk{i:02d}") for i in range(1, 13)]
     assert len({s.repertoire for s in styles}) == 12
     assert {s.handedness for s in styles} == {"left", "right"}
     assert all(3 <= len(s.repertoire) <= 5 for s in styles)
@@ -116,16 +121,16 @@ def syllable_audio(rng, seconds=2.0, sr=16000) -> np.ndarray:
 
 def test_emotion_probe_on_held_out_speakers():
     rng = np.random.default_rng(0)
-    cues = [ms.analyse_audio(syllable_audio(rng), 16000) for _ in range(2)]
+    cues = [analyse_audio(syllable_audio(rng), 16000) for _ in range(2)]
     assert all(c.onsets.size >= 3 for c in cues)
     speakers = [f"spk{i:02d}" for i in range(1, 11)]
     poses, trans, labels, who = [], [], [], []
     for speaker in speakers:
-        style = ms.speaker_style(speaker)
+        style = speaker_style(speaker)
         for emotion in EMOTIONS:
             for intensity in ((1,) if emotion == "neutral" else (1, 2)):
                 for k, cue in enumerate(cues):
-                    take = ms.synth_take(cue, style, ms.emotion_motion(emotion, intensity),
+                    take = ms.synth_take(cue, style, emotion_motion(emotion, intensity),
                                          np.random.default_rng([k, intensity, len(poses)]))
                     poses.append(take.poses)
                     trans.append(take.trans)
@@ -134,21 +139,21 @@ def test_emotion_probe_on_held_out_speakers():
     fk = jax.jit(lambda p, t: kinematics.forward_kinematics(
         rotations.axis_angle_to_matrix(p), t, SMPLX)[0])
     positions = np.asarray(fk(np.asarray(poses, np.float32), np.asarray(trans, np.float32)))
-    features = np.stack([mm.motion_features(p, 30.0) for p in positions])
+    features = np.stack([motion_features(p, 30.0) for p in positions])
     labels, who = np.asarray(labels), np.asarray(who)
     test = np.isin(who, speakers[-2:])
-    probe = mm.EmotionProbe.fit(features[~test], labels[~test], classes=EMOTIONS)
+    probe = EmotionProbe.fit(features[~test], labels[~test], classes=EMOTIONS)
     result = probe.accuracy(features[test], labels[test])
     assert result["value"] >= 0.8, result["per_class_recall"]
 
 
 def test_emotion_sets_posture():
     rng = np.random.default_rng(0)
-    cue = ms.analyse_audio(syllable_audio(rng), 16000)
-    style = ms.speaker_style("spk03")
+    cue = analyse_audio(syllable_audio(rng), 16000)
+    style = speaker_style("spk03")
     head = {}
     for emotion in ("sad", "happy", "angry", "calm"):
-        take = ms.synth_take(cue, style, ms.emotion_motion(emotion, 2), np.random.default_rng(0))
+        take = ms.synth_take(cue, style, emotion_motion(emotion, 2), np.random.default_rng(0))
         pos = np.asarray(kinematics.forward_kinematics(
             rotations.axis_angle_to_matrix(take.poses), take.trans, SMPLX)[0])
         head[emotion] = pos[:, SMPLX.index("head"), 1].mean()
@@ -165,10 +170,10 @@ def test_cli_and_emotion_clip_set(speech, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert "motion corpus: preset=tiny" in printed and "fgd" in printed
-    summary, records = ms.read_motion_corpus(out)
+    summary, records = read_motion_corpus(out)
     assert summary["fgd_autoencoder"]["trained_steps"] == 2
-    mm.MotionFeatureExtractor.load(out / "fgd_autoencoder.npz")
-    chosen = ms.emotion_clip_set(records)
+    MotionFeatureExtractor.load(out / "fgd_autoencoder.npz")
+    chosen = emotion_clip_set(records)
     if chosen:
         assert list(chosen) == list(EMOTIONS)
         assert len({(r["speaker"], r["text"]) for r in chosen.values()}) == 1
@@ -194,6 +199,6 @@ def test_bad_input(speech, tmp_path):
         ms.build_motion_corpus(broken, tmp_path / "o2", progress=False)
     (tmp_path / "face.npz").write_bytes(b"junk")
     with pytest.raises(UserError, match="face.npz"):
-        ms.read_face_npz(tmp_path / "face.npz")
+        read_face_npz(tmp_path / "face.npz")
     assert cli.main(["data", "motion", "--speech", str(speech), "--out", str(tmp_path / "o3"),
                      "--fgd-steps", "-1"]) == 2
