@@ -19,7 +19,8 @@ from emotive.codecs.motion.bvh import read_bvh
 from emotive.codecs.motion.face_io import read_arkit_csv
 from emotive.codecs.motion.skeleton import SMPLX_JOINT_NAMES
 from emotive.codecs.motion.smplx_npz import read_smplx_npz
-from emotive.data.motion.synth import build_motion_corpus, read_face_npz
+from emotive.data.motion.corpus_files import read_face_npz
+from emotive.data.motion.synth import build_motion_corpus
 from emotive.data.speech.synth import build_corpus
 
 # No periodic eval; one checkpoint at the last step; no FLOP/s measurement.
@@ -141,7 +142,7 @@ def test_eval_motion_table_and_its_known_answers(tiny_ldm, tmp_path, capsys):
     known values (ground truth against itself: FGD 0, LVE 0; the mean pose is still)."""
     import json
 
-    from emotive.metrics.motion import MotionFeatureExtractor
+    from emotive.metrics.motion_fgd import MotionFeatureExtractor
     motion_dir = tiny_ldm["motion"]
     MotionFeatureExtractor.init(0).save(motion_dir / "fgd_autoencoder.npz")
     out = tmp_path / "eval"
