@@ -315,7 +315,8 @@ def test_motion_ldm_bundle_release_resolves_recorded_paths(tiny_ldm, tmp_path, m
     from emotive.configs import base as config_base
     from emotive.configs.motion_ldm import StyleConfig, VAERef
     from emotive.errors import UserError
-    from emotive.hub.release import _add_nested, motion_models, release
+    from emotive.hub.nested import motion_models
+    from emotive.hub.release import _add_nested, release
     from emotive.infer.bundle import config_class
     from emotive.infer.motion import resolve_beside
     from emotive.train.checkpoint import latest_step_dir, read_config
@@ -343,7 +344,7 @@ def test_motion_ldm_bundle_release_resolves_recorded_paths(tiny_ldm, tmp_path, m
         _add_nested(tmp_path, tmp_path / "copy2", vae_bundle, "motion_ldm", "x", (),
                     "float32", None)
 
-    from emotive.hub.release import read_report
+    from emotive.hub.card import read_report
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "report.json").write_text('{"split": "test", "rows": {}}')
     with pytest.raises(UserError, match="pass a report of `emotive eval motion`"):

@@ -29,7 +29,8 @@ from emotive.data.speech.synth import build_corpus
 from emotive.data.pipelines.tts import VocabCarryingIterator
 from emotive.errors import UserError
 from emotive.evals.common import eval_dir
-from emotive.hub.release import read_report, release
+from emotive.hub.card import read_report
+from emotive.hub.release import release
 from emotive.infer import bundle
 from emotive.infer.asr import Recognizer, _log_probs
 from emotive.infer.codec import LoadedCodec
@@ -439,7 +440,8 @@ def test_eval_beside_a_bundle_not_inside(bundles):
 def test_sharded_restore_writes_the_same_bytes(runs, bundles, tmp_path):
     """The multi-host path (restore over all 8 devices, gather leaf by leaf) on one process
     writes the very bytes of the plain path."""
-    from emotive.hub.release import _read_run, write_weights
+    from emotive.hub.release import _read_run
+    from emotive.hub.weights import write_weights
 
     step_dir, cfg = _read_run(runs["student"])
     (tmp_path / "w").mkdir()

@@ -23,7 +23,7 @@ torch.set_num_threads(1)
 from emotive import cli, configs  # noqa: E402
 from emotive.errors import UserError  # noqa: E402
 from emotive.hub.hf_llama import import_hf_llama  # noqa: E402
-from emotive.hub.release import HF_LLAMA_DIR  # noqa: E402
+from emotive.hub.hf_tts_export import HF_LLAMA_DIR  # noqa: E402
 from emotive.infer import bundle  # noqa: E402
 from emotive.infer.sampling import SamplingConfig, generate  # noqa: E402
 from emotive.infer.tts_model import load_tts  # noqa: E402

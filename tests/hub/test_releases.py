@@ -1,16 +1,24 @@
 """The committed pretrained bundles (releases/): every one verifies, loads through the same
-path as a run, and runs on speech; together they stay under the 60 MB cap."""
+path as a run, and runs on speech; together they stay under the 60 MB cap. Every model card
+(nested bundles' too) parses with huggingface_hub, each metric its model-index lists read back
+with its value (and stated in its results table); the card writer gives each committed card's
+front matter again, and a card it writes round-trips its metrics exactly."""
 
 import pathlib
 
 import numpy as np
 import pytest
+from huggingface_hub import ModelCard
 
 import emotive
+from emotive import configs
+from emotive.hub.card import card_data, write_card
 from emotive.infer import bundle
 
 RELEASES = pathlib.Path(__file__).resolve().parents[2] / "releases"
 BUNDLES = sorted(p for p in RELEASES.iterdir() if bundle.is_bundle(p))
+# Every bundle's card, nested bundles (tts-small/codec/) included.
+CARDS = sorted(p for p in RELEASES.rglob(bundle.CARD_FILE) if bundle.is_bundle(p.parent))
 
 
 def test_the_releases_are_there_and_under_the_cap():
@@ -38,3 +46,79 @@ def test_recognisers_load_in_one_line_and_run():
     emb = emotive.load(RELEASES / "speaker-base").embed(audio)
     assert np.isclose(np.linalg.norm(emb), 1, atol=1e-4)
     assert isinstance(emotive.load(RELEASES / "asr-base").transcribe(audio)[0], str)
+
+
+def test_every_bundle_has_a_card():
+    assert {p.parent for p in CARDS} >= set(BUNDLES) | {RELEASES / "tts-small" / "codec"}
+
+
+def _listed(card: ModelCard) -> list[tuple]:
+    return [(r.task_type, r.dataset_name, r.dataset_split, r.metric_type, r.metric_name,
+             r.metric_value) for r in card.data.eval_results or []]
+
+
+@pytest.mark.parametrize("path", CARDS, ids=lambda p: str(p.parent.relative_to(RELEASES)))
+def test_every_card_parses_with_each_metric(path):
+    card = ModelCard.load(path)
+    assert card.data.license == "apache-2.0" and card.data.library_name == "emotive"
+    assert card.data.model_name == path.parent.name
+    # the model-index as emotive's own reader (plain YAML) sees it
+    raw = [(m["task"], m["dataset"], m["split"], m["type"], m["name"], m["value"])
+           for m in bundle.card_metrics(path.parent)]
+    assert raw, "every committed card states the metrics of its eval report"
+    assert _listed(card) == raw
+    for *_, name, value in raw:
+        assert isinstance(value, float)
+        assert f"| {name} | {value:.6g} |" in card.text
+
+
+@pytest.mark.parametrize("path", CARDS, ids=lambda p: str(p.parent.relative_to(RELEASES)))
+def test_the_card_writer_gives_each_committed_front_matter(path):
+    """card_data, fed the card's own figures (as read_report returns them) and the bundle's
+    config, gives the committed front matter key for key."""
+    card = ModelCard.load(path)
+    cfg = bundle.read_config(path.parent)
+    grouped = {}
+    for r in card.data.eval_results:
+        grouped.setdefault((r.dataset_type, r.dataset_split), []).append(
+            (r.metric_type, r.metric_name, r.metric_value))
+    reports = [{"dataset": dataset, "split": split, "metrics": metrics}
+               for (dataset, split), metrics in grouped.items()]
+    written = card_data(path.parent.name, cfg.task, cfg, reports).to_dict()
+    assert written == bundle.card_metadata(path.parent)
+
+
+def test_a_written_card_round_trips_its_metrics(tmp_path):
+    cfg = configs.load("asr", "tiny")
+    reports = [{"file": "runs/a/eval-test/report.json", "dataset": "emotive_speech",
+                "split": "test", "step": 5,
+                "metrics": [("cer", "CER (greedy)", 1 / 3), ("wer", "WER (greedy)", 0.1 + 0.2)]},
+               {"file": "runs/a/eval-validation/report.json", "dataset": "unspecified",
+                "split": "validation", "step": None, "metrics": [("cer", "CER (greedy)", 2)]}]
+    path = tmp_path / "README.md"
+    write_card(path, "asr-x", "asr", cfg, step=5, dtype="float32",
+               counts={"parameters": 1000, "bytes": 4000}, reports=reports,
+               source=tmp_path / "run" / "checkpoints" / "5")
+    card = ModelCard.load(path)
+    asr = "automatic-speech-recognition"
+    assert _listed(card) == [
+        (asr, "emotive_speech (test)", "test", "cer", "CER (greedy)", 1 / 3),
+        (asr, "emotive_speech (test)", "test", "wer", "WER (greedy)", 0.1 + 0.2),
+        (asr, "unspecified (validation)", "validation", "cer", "CER (greedy)", 2)]
+    assert [r.dataset_type for r in card.data.eval_results] == \
+        ["emotive_speech", "emotive_speech", "unspecified"]
+    assert card.data.model_name == "asr-x" and card.data.datasets == ["emotive_speech"]
+    assert card.data.pipeline_tag == "automatic-speech-recognition"
+    assert card.data.tags == ["emotive", "jax", "flax", "automatic-speech-recognition", "ctc"]
+    assert [m["value"] for m in bundle.card_metrics(tmp_path)] == [1 / 3, 0.1 + 0.2, 2]
+    text = path.read_text()
+    assert text.startswith("---\nlicense: apache-2.0\n") and "\n---\n\n# asr-x: " in text
+    assert "| CER (greedy) | 0.333333 | emotive_speech | test | 5 |" in text
+    assert "## Training" in text and "## Limitations" in text
+
+    write_card(tmp_path / "none.md", "asr-y", "asr", cfg, step=5, dtype="float32",
+               counts={"parameters": 1000, "bytes": 4000}, reports=[],
+               source=tmp_path / "run")
+    bare = ModelCard.load(tmp_path / "none.md")
+    assert bare.data.eval_results is None and "model-index" not in bare.data.to_dict()
+    assert "no figures are claimed" in bare.text
