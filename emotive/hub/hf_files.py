@@ -1,6 +1,9 @@
 """Hugging Face checkpoint folders: config.json and safetensors (read, written), never pickles.
 
-Shared by every importer and exporter in `emotive/hub/` (Llama, Wav2Vec2).
+Shared by every importer and exporter in `emotive/hub/` (Llama, Wav2Vec2). The safetensors
+files are opened, read and written by the helpers a release bundle uses
+(emotive/infer/bundle/weights.py): the `safetensors` package reads, one streaming writer
+writes, one shard plan and index.
 """
 
 from __future__ import annotations
@@ -10,14 +13,13 @@ import json
 import pathlib
 
 import numpy as np
-from safetensors import safe_open
-from safetensors.numpy import save_file
 
 from emotive.errors import UserError
+from emotive.infer.bundle.weights import (INDEX_FILE, WEIGHTS_FILE, dtype_code,
+                                          open_safetensors, read_tensor, write_shards)
 
 PICKLE_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
 FLOAT_TENSOR_DTYPES = ("F32", "BF16", "F16")
-INDEX_FILE = "model.safetensors.index.json"
 
 
 def read_hf_config(root: pathlib.Path) -> dict:
@@ -46,8 +48,8 @@ def weight_files(root: pathlib.Path) -> list[pathlib.Path]:
         if absent:
             raise UserError(f"{index} names shards that are missing: {', '.join(absent)}")
         return [root / n for n in names]
-    if (root / "model.safetensors").is_file():
-        return [root / "model.safetensors"]
+    if (root / WEIGHTS_FILE).is_file():
+        return [root / WEIGHTS_FILE]
     files = sorted(root.glob("*.safetensors"))
     if files:
         return files
@@ -58,23 +60,6 @@ def weight_files(root: pathlib.Path) -> list[pathlib.Path]:
                         "them to safetensors first (from_pretrained then "
                         "save_pretrained(safe_serialization=True))")
     raise UserError(f"{root} has no model.safetensors or sharded *.safetensors weights")
-
-
-def open_safetensors(path: pathlib.Path):
-    try:
-        return safe_open(path, framework="numpy")
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise UserError(f"{path} is not a readable safetensors file ({reason})") from None
-
-
-def read_tensor(handle, key: str, path: pathlib.Path) -> np.ndarray:
-    try:
-        return handle.get_tensor(key)
-    except (TypeError, ValueError):
-        # Older safetensors cannot hand bfloat16 to numpy; the flax reader can.
-        with safe_open(path, framework="flax") as f:
-            return np.asarray(f.get_tensor(key))
 
 
 class CheckpointTensors:
@@ -135,28 +120,10 @@ class CheckpointTensors:
 
 def write_safetensors(tensors: dict[str, np.ndarray], root: pathlib.Path,
                       shard_size_bytes: int | None) -> None:
-    """model.safetensors, or with `shard_size_bytes` model-0000i-of-0000n shards and an index."""
-    # transformers refuses safetensors files without a framework tag in their metadata.
-    metadata = {"format": "pt"}
-    if not shard_size_bytes:
-        save_file(tensors, str(root / "model.safetensors"), metadata=metadata)
-        return
-    if shard_size_bytes <= 0:
+    """model.safetensors, or with `shard_size_bytes` model-0000i-of-0000n shards and an index
+    (one model.safetensors when they all fit), tensors sorted by name."""
+    if shard_size_bytes is not None and shard_size_bytes < 0:
         raise UserError(f"shard_size_bytes must be positive, got {shard_size_bytes}")
-    shards: list[dict[str, np.ndarray]] = [{}]
-    size = 0
-    for key, tensor in tensors.items():
-        if shards[-1] and size + tensor.nbytes > shard_size_bytes:
-            shards.append({})
-            size = 0
-        shards[-1][key] = tensor
-        size += tensor.nbytes
-    weight_map = {}
-    for i, shard in enumerate(shards):
-        name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        save_file(shard, str(root / name), metadata=metadata)
-        weight_map.update({key: name for key in shard})
-    index = {"metadata": {"total_size": int(sum(t.nbytes for t in tensors.values()))},
-             "weight_map": weight_map}
-    (root / INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
-
+    entries = [(key, tuple(t.shape), dtype_code(t.dtype)) for key, t in sorted(tensors.items())]
+    # transformers refuses safetensors files without a framework tag in their metadata.
+    write_shards(root, entries, tensors.__getitem__, {"format": "pt"}, shard_size_bytes or None)
