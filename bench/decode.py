@@ -219,7 +219,8 @@ def step_cost(args, batch: int, bytes_per_param: int) -> dict:
 
 def bench_ours(model, prompts, args) -> tuple[float, float]:
     """(first call seconds incl. compile, median seconds)."""
-    from emotive.infer.sampling import SamplingConfig, generate, prepare
+    from emotive.infer.decoder import generate, prepare
+    from emotive.infer.sampling import SamplingConfig
 
     cfg = SamplingConfig(**SETTINGS, max_new_tokens=args.new,
                          allowed_range=speech_range(args) if args.speech_only else None)

@@ -33,11 +33,13 @@ DEFERRED = {
     ("emotive.train.tasks.student", "emotive.infer.emotion"):
         "the student's teacher is a trained SER predictor, loaded only when a run starts",
     ("emotive.train.tasks.motion_ldm", "emotive.infer.motion"):
-        "the motion LDM's frozen VAE and condition encoders (recogniser, speaker encoder) are "
-        "trained models, loaded only when a run starts",
-    ("emotive.infer.motion", "emotive.infer.asr"):
+        "the motion LDM's frozen VAE is a trained model, loaded only when a run starts",
+    ("emotive.train.tasks.motion_ldm", "emotive.infer.motion_conditions"):
+        "the motion LDM's condition encoders (recogniser, speaker encoder) are trained "
+        "models, loaded only when a run starts",
+    ("emotive.infer.motion_conditions", "emotive.infer.asr"):
         "the recogniser is loaded only for content.source=asr",
-    ("emotive.infer.motion", "emotive.infer.speaker"):
+    ("emotive.infer.motion_conditions", "emotive.infer.speaker"):
         "the speaker encoder is loaded only when the run has a style model",
     ("emotive.infer.motion", "emotive.infer.emotion"):
         "the SER model is loaded only for an emotion reference",

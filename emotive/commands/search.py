@@ -70,7 +70,8 @@ def search_options(args) -> dict:
     """The checked flags -> (verifier checkpoints, weights, Strategy, Selection, sampling)."""
     from emotive.infer.sampling import SamplingConfig
     from emotive.infer.tts import guidance_drops
-    from emotive.search.search import Selection, Strategy
+    from emotive.search.selection import Selection
+    from emotive.search.strategies import Strategy
     from emotive.search.verifiers import KINDS
 
     ckpts = pairs(args.verifier, "--verifier", number=False)

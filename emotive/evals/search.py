@@ -35,8 +35,10 @@ from emotive.evals.common import corpus_rates, write_report
 from emotive.evals.tts import select_clips
 from emotive.errors import UserError
 from emotive.infer.predictor import pad_rows
-from emotive.search.search import (STRATEGIES, Compute, Selection, Strategy, _choose,
-                                   search_batch)
+from emotive.search.compute import Compute
+from emotive.search.search import search_batch
+from emotive.search.selection import Selection, _choose
+from emotive.search.strategies import STRATEGIES, Strategy
 from emotive.search.verifiers import EmotionVerifier, IntelligibilityVerifier, Request
 
 BUDGETS = (1, 2, 4, 8, 16, 32)

@@ -46,7 +46,8 @@ from emotive.errors import UserError
 from emotive.data.pipelines.tts import drop_condition
 from emotive.infer.bundle import is_bundle
 from emotive.infer.codec import LoadedCodec
-from emotive.infer.sampling import SamplingConfig, bucket_length, generate, prepare
+from emotive.infer.decoder import bucket_length, generate, prepare
+from emotive.infer.sampling import SamplingConfig
 from emotive.infer.tts_model import load_tts
 
 MAX_REF_SECONDS = 15.0  # Llasa's prompts are a few seconds; longer ones crowd out the text

@@ -25,7 +25,8 @@ from emotive.errors import UserError  # noqa: E402
 from emotive.hub.hf_llama import import_hf_llama  # noqa: E402
 from emotive.hub.hf_tts_export import HF_LLAMA_DIR  # noqa: E402
 from emotive.infer import bundle  # noqa: E402
-from emotive.infer.sampling import SamplingConfig, generate  # noqa: E402
+from emotive.infer.decoder import generate  # noqa: E402
+from emotive.infer.sampling import SamplingConfig  # noqa: E402
 from emotive.infer.tts_model import load_tts  # noqa: E402
 
 from tests.hub.test_bundles import TINY, save_run  # noqa: E402

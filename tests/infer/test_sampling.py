@@ -14,10 +14,12 @@ torch.set_num_threads(1)
 
 from emotive.errors import UserError  # noqa: E402
 from emotive.hub.hf_llama import import_hf_llama  # noqa: E402
-from emotive.infer.sampling import (Decoder, Generated, SamplingConfig,  # noqa: E402
-                                    bucket_length, candidates, draw, filter_logits, generate,
-                                    decode_head, head_candidates, make_knobs, next_tokens, prefill_logits,
-                                    top_p_mask, top_p_threshold_mask)
+from emotive.infer.decode_loop import prefill_logits  # noqa: E402
+from emotive.infer.decoder import Decoder, Generated, bucket_length, generate  # noqa: E402
+from emotive.infer.logits import (candidates, decode_head, draw, filter_logits,  # noqa: E402
+                                  head_candidates, next_tokens, top_p_mask,
+                                  top_p_threshold_mask)
+from emotive.infer.sampling import SamplingConfig, make_knobs  # noqa: E402
 
 TEXT, SPECIALS, CODES = 256, 8, 512  # a Llasa-style enlarged vocabulary
 VOCAB = TEXT + SPECIALS + CODES
@@ -275,7 +277,7 @@ def test_guided_logits_combine_each_group_as_stated():
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((6, 5)).astype(np.float32)  # 2 groups of 3 rows
     w = np.array([0.5, 2.0], np.float32)
-    from emotive.infer.sampling import guided
+    from emotive.infer.logits import guided
 
     out = np.asarray(guided(jnp.asarray(logits), jnp.asarray(w)))
     for g in range(2):

@@ -15,8 +15,8 @@ from flax import nnx
 from emotive.configs import motion_ldm, motion_vae
 from emotive.data.pipelines import motion as md
 from emotive.errors import UserError
-from emotive.infer.motion import (ContentEncoder, Guidance, MotionAutoencoder, MotionGenerator,
-                                  StyleEncoder)
+from emotive.infer.motion import Guidance, MotionAutoencoder, MotionGenerator
+from emotive.infer.motion_conditions import ContentEncoder, StyleEncoder
 from emotive.models.diffusion import Schedule, ddim_timesteps
 from emotive.models.motion_denoiser import Conditions, MotionDenoiser
 from emotive.models.motion_vae import MotionVAE, RunningMoments

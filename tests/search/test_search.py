@@ -9,8 +9,9 @@ from emotive.errors import UserError
 from emotive.infer.tts import synthesize
 from emotive.infer.tts_model import load_tts
 from emotive.infer.codec import load_codec
-from emotive.search.search import (Candidate, Selection, Strategy, _choose, search,
-                                   search_batch)
+from emotive.search.search import search, search_batch
+from emotive.search.selection import Candidate, Selection, _choose
+from emotive.search.strategies import Strategy
 from emotive.search.verifiers import Request, SpeakerVerifier, WeightedVerifier, load_verifier
 from emotive.search.vetoes import Vetoes, repeat_fraction, silence_fraction
 

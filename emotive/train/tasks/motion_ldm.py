@@ -39,7 +39,8 @@ _CAT_END, _ADV_START = md._HAS_CAT + 1, md._ADV.start
 
 
 def _encoders(cfg: MotionLDMConfig):
-    from emotive.infer.motion import ContentEncoder, MotionAutoencoder, StyleEncoder
+    from emotive.infer.motion import MotionAutoencoder
+    from emotive.infer.motion_conditions import ContentEncoder, StyleEncoder
     if not cfg.vae.ckpt:
         raise UserError("motion_ldm needs a trained motion VAE: --set vae.ckpt=VAE_RUN (the "
                         "workdir of `emotive train motion_vae`)")
@@ -134,7 +135,7 @@ def drop_conditions(cfg: MotionLDMConfig, batch, rng) -> Conditions:
 
 
 def make_task(cfg: MotionLDMConfig) -> Task:
-    from emotive.infer.motion import ContentEncoder, StyleEncoder, run_config
+    from emotive.infer.motion_conditions import ContentEncoder, StyleEncoder, run_config
     vae_cfg = run_config(cfg.vae.ckpt, "motion_vae")["model"] if cfg.vae.ckpt else None
     if vae_cfg is None:
         raise UserError("motion_ldm needs a trained motion VAE: --set vae.ckpt=VAE_RUN (the "
