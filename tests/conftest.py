@@ -10,6 +10,8 @@ own after them, so the workers still finish together. An explicit `--dist` is le
 by rewriting `item._nodeid`, which pytest 9 no longer reads: the marks are silently ignored.)"""
 
 import os
+import pathlib
+import shutil
 
 # Must happen before JAX is imported anywhere.
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
@@ -21,6 +23,20 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from flax import nnx  # noqa: E402
+
+# The tiny preset shrunk to the bone (strides 16, 20: still 320 samples per token; the full
+# layout is tested in tests/models/test_codec.py), GAN terms on after 12 steps.
+MICRO = ["model.channels=4,4,6", "model.strides=16,20", "model.dilations=",
+         "model.activation=gelu", "model.encoder.d_model=8", "model.encoder.head_dim=4",
+         "model.encoder.num_heads=2", "model.encoder.num_kv_heads=2", "model.encoder.mlp_dim=16",
+         "model.decoder.num_layers=1", "model.decoder.d_model=8", "model.decoder.head_dim=4",
+         "model.decoder.num_heads=2", "model.decoder.num_kv_heads=2", "model.decoder.mlp_dim=16",
+         "disc.periods=2", "disc.period_channels=4", "disc.spec_n_ffts=", "disc.spec_hops=",
+         "loss.mel_n_ffts=512", "loss.mel_n_mels=40", "loss.gan_start_step=12",
+         "data.crop_seconds=0.32", "optim.lr=3e-3", "optim.warmup_steps=3",
+         "train.batch_size=4", "train.steps=24", "train.log_every=1", "train.eval_every=24",
+         "train.eval_batches=1", "train.ckpt_every=24", "train.async_ckpt=false",
+         "train.peak_tflops=1.0"]
 
 # Test modules (paths from the repository root) whose module-scoped fixtures cost seconds.
 ONE_WORKER = frozenset({
@@ -102,3 +118,94 @@ def numpy_init(make, seed=0, *, params_only=False, zero=None):
     nnx.replace_by_pure_dict(rest, jax.jit(
         lambda: nnx.split(make(), nnx.Param, ...)[2].to_pure_dict())())
     return nnx.merge(graphdef, filled(params), rest)
+
+
+# ----------------------------------------------------------------------------- shared fixtures
+# Built once per run and shared by every xdist worker: the first worker to ask builds under a
+# file lock, the others wait and read. Tests read these folders and never write into them.
+
+
+def _shared_folder(tmp_path_factory, name: str, make) -> pathlib.Path:
+    """`make(folder)` run once per test run; returns the folder. Under xdist the folder sits
+    in the run's base temp shared by the workers, else in this session's own."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # pytest-N/, shared by pytest-N/popen-gw*/
+    folder = base / f"shared-{name}"
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / ".complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            (folder / ".complete").touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_speech_data(tmp_path_factory) -> pathlib.Path:
+    """The tiny corpus's first 24 clips (14 train, 4 validation, 6 test; 8 train speakers)
+    built as the emotive_speech TFDS dataset: its DATA_DIR."""
+    from emotive.data.builders import build
+    from emotive.data.speech.synth import build_corpus
+
+    def make(root):
+        build_corpus(root / "corpus", preset="tiny", limit=24, workers=1, progress=False)
+        build("emotive_speech", root / "corpus", root / "data", progress=False, verbose=False)
+
+    return _shared_folder(tmp_path_factory, "tiny-speech-24", make) / "data"
+
+
+class _NoIterator:
+    """Stands in for the train iterator whose checkpoint state carries the vocabulary."""
+
+    def get_state(self):
+        return {}
+
+
+@pytest.fixture(scope="session")
+def tiny_tts_runs(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
+    """(TTS run dir, codec run dir) with random weights, written the way their trainers write
+    them: a one-layer TTS LM (data.seq_len 160) with a 300-piece BPE vocabulary, and the MICRO
+    codec with 4*4*3 = 48 codes."""
+    import jax.numpy as jnp
+
+    from emotive import configs
+    from emotive.codecs.text import TTSVocab, train_bpe
+    from emotive.configs import base
+    from emotive.data.pipelines.tts import VocabCarryingIterator
+    from emotive.models.codec import Codec
+    from emotive.models.lm import CausalLM
+    from emotive.train.checkpoint import Checkpointer
+    from emotive.train.tasks.tts import model_vocab_size
+
+    words = "oak table river light stone green quiet morning bird".split()
+
+    def make(root):
+        codec_cfg = configs.load("codec", "tiny", MICRO + ["model.fsq_levels=4,4,3"])
+        codec = numpy_init(lambda: Codec(codec_cfg.model, rngs=nnx.Rngs(0)))
+        ckpt = Checkpointer(root / "codec" / "checkpoints", async_save=False)
+        ckpt.save(3, {"step": jnp.int32(3), "params": {"generator": {
+            "codec": nnx.state(codec, nnx.Param).to_pure_dict()}}}, None,
+            base.to_dict(codec_cfg))
+        ckpt.close()
+
+        cfg = configs.load("tts", "tiny", [
+            "vocab.codebook_size=48", "vocab.bpe_size=300", "vocab.pad_to=64",
+            "vocab.speaker_slots=0", "data.seq_len=160", "model.num_layers=1",
+            "model.d_model=32", "model.mlp_dim=64"])
+        texts = [" ".join(np.random.default_rng(i).choice(words, 6)) + "." for i in range(40)]
+        vocab = TTSVocab(train_bpe(texts, 300), 48, cfg.vocab.emotions, cfg.vocab.intensities,
+                         text_vocab_size=300, pad_to=64)
+        assert vocab.vocab_size == model_vocab_size(cfg)
+        model = numpy_init(lambda: CausalLM(cfg.model, vocab.vocab_size, rngs=nnx.Rngs(0)),
+                           seed=1)
+        ckpt = Checkpointer(root / "tts" / "checkpoints", async_save=False)
+        ckpt.save(5, {"step": jnp.int32(5),
+                      "params": {"model": nnx.state(model, nnx.Param).to_pure_dict()}},
+                  VocabCarryingIterator(_NoIterator(), vocab.to_json()), base.to_dict(cfg))
+        ckpt.close()
+
+    root = _shared_folder(tmp_path_factory, "tiny-tts-runs", make)
+    return root / "tts", root / "codec"

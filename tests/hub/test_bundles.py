@@ -24,8 +24,6 @@ import emotive
 from emotive import cli, configs
 from emotive.codecs.text import TTSVocab, train_bpe
 from emotive.configs import base
-from emotive.data.builders import build
-from emotive.data.speech.synth import build_corpus
 from emotive.data.pipelines.tts import VocabCarryingIterator
 from emotive.errors import UserError
 from emotive.evals.common import eval_dir
@@ -43,7 +41,7 @@ from emotive.train.checkpoint import Checkpointer
 from emotive.train.tasks import make_task
 from emotive.train.tasks.tts import model_vocab_size
 
-from tests.infer.test_codec_tools import MICRO
+from tests.conftest import MICRO
 
 RATE = 16000
 WORDS = "oak table river light stone green quiet morning bird".split()
@@ -107,11 +105,8 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bundle_data")
-    build_corpus(root / "corpus", preset="tiny", limit=24, workers=1, progress=False)
-    build("emotive_speech", root / "corpus", root / "data", progress=False, verbose=False)
-    return root / "data"
+def data_dir(tiny_speech_data):
+    return tiny_speech_data
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,7 @@ from flax import nnx
 
 from emotive import cli, configs
 from emotive.configs import base
-from emotive.data.builders import build
 from emotive.data.speech.emotions import EMOTIONS
-from emotive.data.speech.synth import build_corpus
 from emotive.train.checkpoint import Checkpointer
 from emotive.train.tasks import make_task
 
@@ -49,16 +47,14 @@ def save_random(cfg, path, seed=0):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_speech_data):
     """(data dir, ser run, student run whose teacher is the ser run)."""
     root = tmp_path_factory.mktemp("emotion_tools")
-    build_corpus(root / "corpus", preset="tiny", limit=24, workers=1, progress=False)
-    build("emotive_speech", root / "corpus", root / "data", progress=False, verbose=False)
-    data = f"data.data_dir={root / 'data'}"
+    data = f"data.data_dir={tiny_speech_data}"
     ser = save_random(configs.load("ser", "tiny", [data]), root / "ser")
     student = save_random(configs.load("student", "tiny", [data, f"teacher.ckpt={ser}"]),
                           root / "student")
-    return root / "data", ser, student
+    return tiny_speech_data, ser, student
 
 
 def _tone(path, rate, seconds=0.6, channels=1):

@@ -15,9 +15,7 @@ from flax import nnx
 
 from emotive import cli, configs
 from emotive.configs import base
-from emotive.data.builders import build
 from emotive.data.pipelines.encoded import EncodedSource
-from emotive.data.speech.synth import build_corpus
 from emotive.errors import UserError
 from emotive.infer import codec as codec_lib
 from emotive.evals.codec import evaluate
@@ -25,30 +23,13 @@ from emotive.models.codec import Codec
 from emotive.train.checkpoint import Checkpointer
 from emotive.train.tasks import make_task
 from emotive.train.trainer import train
-from tests.conftest import numpy_init
-
-# The tiny preset shrunk to the bone (strides 16, 20: still 320 samples per token; the full
-# layout is tested in tests/models/test_codec.py), GAN terms on after 12 steps.
-MICRO = ["model.channels=4,4,6", "model.strides=16,20", "model.dilations=",
-         "model.activation=gelu", "model.encoder.d_model=8", "model.encoder.head_dim=4",
-         "model.encoder.num_heads=2", "model.encoder.num_kv_heads=2", "model.encoder.mlp_dim=16",
-         "model.decoder.num_layers=1", "model.decoder.d_model=8", "model.decoder.head_dim=4",
-         "model.decoder.num_heads=2", "model.decoder.num_kv_heads=2", "model.decoder.mlp_dim=16",
-         "disc.periods=2", "disc.period_channels=4", "disc.spec_n_ffts=", "disc.spec_hops=",
-         "loss.mel_n_ffts=512", "loss.mel_n_mels=40", "loss.gan_start_step=12",
-         "data.crop_seconds=0.32", "optim.lr=3e-3", "optim.warmup_steps=3",
-         "train.batch_size=4", "train.steps=24", "train.log_every=1", "train.eval_every=24",
-         "train.eval_batches=1", "train.ckpt_every=24", "train.async_ckpt=false",
-         "train.peak_tflops=1.0"]
+from tests.conftest import MICRO, numpy_init
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def data_dir(tiny_speech_data):
     """A 24-clip corpus (14 train, 4 validation, 6 test clips) built as emotive_speech."""
-    root = tmp_path_factory.mktemp("codec_data")
-    build_corpus(root / "corpus", preset="tiny", limit=24, workers=1, progress=False)
-    build("emotive_speech", root / "corpus", root / "data", progress=False, verbose=False)
-    return root / "data"
+    return tiny_speech_data
 
 
 @pytest.fixture(scope="module")

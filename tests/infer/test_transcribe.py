@@ -16,8 +16,6 @@ from flax import nnx
 from emotive import cli, configs
 from emotive.codecs import chars
 from emotive.configs import base
-from emotive.data.builders import build
-from emotive.data.speech.synth import build_corpus
 from emotive.evals import asr as asr_eval
 from emotive.evals import speaker as speaker_eval
 from emotive.infer.asr import load_recognizer
@@ -50,11 +48,8 @@ def write_run(root, experiment, make_model, overrides=()):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recognition_data")
-    build_corpus(root / "corpus", preset="tiny", limit=24, workers=1, progress=False)
-    build("emotive_speech", root / "corpus", root / "data", progress=False, verbose=False)
-    return root / "data"
+def data_dir(tiny_speech_data):
+    return tiny_speech_data
 
 
 @pytest.fixture(scope="module")

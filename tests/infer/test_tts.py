@@ -2,73 +2,31 @@
 and a tiny codec, written the way their trainers write them; wav lengths, voice prompts,
 reproducibility, and one-line messages for bad input."""
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import soundfile as sf
-from flax import nnx
 
-from emotive import cli, configs
+from emotive import cli
 from emotive.codecs.sentences import split_sentences
-from emotive.codecs.text import TTSVocab, train_bpe
-from emotive.configs import base
-from emotive.data.pipelines.tts import VocabCarryingIterator
 from emotive.errors import UserError
 from emotive.infer.codec import load_codec
 from emotive.infer.tts import PAUSE_SECONDS, synthesize, synthesize_batch
 from emotive.infer.tts_model import load_tts
-from emotive.models.codec import Codec
-from emotive.models.lm import CausalLM
-from emotive.train.checkpoint import Checkpointer
-from emotive.train.tasks.tts import model_vocab_size
 
-from tests.infer.test_codec_tools import MICRO
-from tests.conftest import numpy_init
 
 RATE, HOP = 16000, 320
-WORDS = "oak table river light stone green quiet morning bird".split()
 # Split into chunks of at most 100 characters, one row per chunk and sample.
 TEXT = ("The quiet bird sang over the green river in the early morning light today. "
         "An oak table stood by the stone wall near the old mill house all day long. "
         "Light rain fell on the quiet stone bridge.")
 MAX_SECONDS = 0.3  # 15 tokens per sentence at most: random weights rarely stop on their own
-SEQ_LEN = 160
-
-
-class _NoIterator:
-    """Stands in for the train iterator whose checkpoint state carries the vocabulary."""
-
-    def get_state(self):
-        return {}
+SEQ_LEN = 160  # the TTS fixture's data.seq_len (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tiny_tts_runs):
     """(TTS run dir, codec run dir) with random weights; the codec has 4*4*3 = 48 codes."""
-    root = tmp_path_factory.mktemp("tts_runs")
-    codec_cfg = configs.load("codec", "tiny", MICRO + ["model.fsq_levels=4,4,3"])
-    codec = numpy_init(lambda: Codec(codec_cfg.model, rngs=nnx.Rngs(0)))
-    ckpt = Checkpointer(root / "codec" / "checkpoints", async_save=False)
-    ckpt.save(3, {"step": jnp.int32(3),
-                  "params": {"generator": {"codec": nnx.state(codec, nnx.Param).to_pure_dict()}}},
-              None, base.to_dict(codec_cfg))
-    ckpt.close()
-
-    cfg = configs.load("tts", "tiny", [
-        "vocab.codebook_size=48", "vocab.bpe_size=300", "vocab.pad_to=64",
-        "vocab.speaker_slots=0", f"data.seq_len={SEQ_LEN}", "model.num_layers=1",
-        "model.d_model=32", "model.mlp_dim=64"])
-    texts = [" ".join(np.random.default_rng(i).choice(WORDS, 6)) + "." for i in range(40)]
-    vocab = TTSVocab(train_bpe(texts, 300), 48, cfg.vocab.emotions, cfg.vocab.intensities,
-                     text_vocab_size=300, pad_to=64)
-    assert vocab.vocab_size == model_vocab_size(cfg)
-    model = numpy_init(lambda: CausalLM(cfg.model, vocab.vocab_size, rngs=nnx.Rngs(0)), seed=1)
-    ckpt = Checkpointer(root / "tts" / "checkpoints", async_save=False)
-    ckpt.save(5, {"step": jnp.int32(5),
-                  "params": {"model": nnx.state(model, nnx.Param).to_pure_dict()}},
-              VocabCarryingIterator(_NoIterator(), vocab.to_json()), base.to_dict(cfg))
-    ckpt.close()
-    return root / "tts", root / "codec"
+    return tiny_tts_runs
 
 
 def _noise_wav(path, seconds, amplitude=0.1):

@@ -9,8 +9,6 @@ import pytest
 
 from emotive import configs
 from emotive.codecs import chars
-from emotive.data.builders import build
-from emotive.data.speech.synth import build_corpus
 from emotive.train.tasks import make_task
 from emotive.train.tasks.asr import pack_rows
 from emotive.train.trainer import train
@@ -22,12 +20,9 @@ QUICK = ["train.steps=12", "train.log_every=1", "train.eval_every=0", "train.ckp
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def data_dir(tiny_speech_data):
     """A 24-clip corpus (14 train clips of 8 speakers) built as emotive_speech."""
-    root = tmp_path_factory.mktemp("speaker_asr_data")
-    build_corpus(root / "corpus", preset="tiny", limit=24, workers=1, progress=False)
-    build("emotive_speech", root / "corpus", root / "data", progress=False, verbose=False)
-    return root / "data"
+    return tiny_speech_data
 
 
 def losses(workdir):
