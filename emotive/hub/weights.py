@@ -11,7 +11,6 @@ given a folder writes.
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 
@@ -104,17 +103,8 @@ def write_weights(root: pathlib.Path | None, step_dir: pathlib.Path, cfg, *, dty
         host = _to_host(leaves.pop(key))
         return host.astype(bundle.DTYPES[codes[key]]) if root is not None else None
 
-    shards = bundle.plan_shards(entries, shard_bytes)
-    names = bundle.shard_names(len(shards))
     metadata = {"format": "pt", "task": family, "step": str(step), "dtype": dtype}
-    for name, shard in zip(names, shards):
-        bundle.write_safetensors(root / name if root is not None else None, shard, fetch,
-                                 metadata)
-    if root is not None and len(shards) > 1:
-        index = {"metadata": {"total_size": sum(bundle.nbytes(s, c) for _, s, c in entries)},
-                 "weight_map": {key: name for name, shard in zip(names, shards)
-                                for key, _, _ in shard}}
-        (root / bundle.INDEX_FILE).write_text(json.dumps(index, indent=2) + "\n")
+    bundle.write_shards(root, entries, fetch, metadata, shard_bytes)
     params_entries = [(s, c) for k, s, c in entries if k.startswith(bundle.PARAMS + "/")]
     return {"parameters": sum(math.prod(s) for s, _ in params_entries),
             "bytes": sum(bundle.nbytes(s, c) for s, c in params_entries)}
