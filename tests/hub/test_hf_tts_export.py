@@ -30,7 +30,7 @@ from emotive.infer.sampling import SamplingConfig  # noqa: E402
 from emotive.infer.tts_model import load_tts  # noqa: E402
 
 from tests.hub.test_bundles import TINY, save_run  # noqa: E402
-from tests.infer.test_codec_tools import MICRO  # noqa: E402
+from tests.conftest import MICRO  # noqa: E402
 
 TOL = 1e-4
 NEW = 16
