@@ -21,7 +21,7 @@ Both sides run the same random weights (built in transformers, saved as safetens
 imported with `emotive.hub.hf_llama.import_hf_llama`) and sample `--new` tokens after
 `--prompt`-token prompts with temperature 0.8, top-k 50, top-p 0.95 and repetition penalty
 1.2, no stop token (so every row makes exactly `--new` tokens). Ours is
-`emotive.infer.sampling.generate` (one jitted prefill + an on-device while_loop over the KV
+`emotive.infer.decoder.generate` (one jitted prefill + an on-device while_loop over the KV
 cache); theirs is `LlamaForCausalLM.generate` in PyTorch with its dynamic cache. One
 warm-up call per shape is excluded (our compile time is reported apart); times are the
 median of `--repeats` calls, prefill included; tokens/s counts the new tokens of all rows.

@@ -37,7 +37,7 @@ from emotive.errors import UserError
 from emotive.infer.predictor import pad_rows
 from emotive.search.compute import Compute
 from emotive.search.search import search_batch
-from emotive.search.selection import Selection, _choose
+from emotive.search.selection import Selection, choose
 from emotive.search.strategies import STRATEGIES, Strategy
 from emotive.search.verifiers import EmotionVerifier, IntelligibilityVerifier, Request
 
@@ -130,7 +130,7 @@ def run_strategy(lm, codec, requests, name: str, budgets: Sequence[int], *, veri
             picked = []
             for r in results:
                 pool = r.candidates[0][:b]
-                c = pool[_choose(pool, selection or Selection())]
+                c = pool[choose(pool, selection or Selection())]
                 picked.append(_Picked(c.audio, {**c.scores, "outcome": c.outcome}))
             scale = b / top
             part = total.scaled(scale)

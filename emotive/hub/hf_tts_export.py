@@ -146,7 +146,7 @@ def hf_llama_readme(name: str, cfg, vocab, *, dtype: str, has_codec: bool) -> st
         f"where speech ends; `bos_token_id` is {bos}.", "",
         "| ids | meaning |", "| --- | --- |", *_id_lines(vocab), "",
         "A prompt (`TTSVocab.prompt_ids`): "
-        + ("" if phoneme else f"the instruction \"Convert the text to speech:\", ")
+        + ("" if phoneme else "the instruction \"Convert the text to speech:\", ")
         + "`<|TEXT_UNDERSTANDING_START|>` text `<|TEXT_UNDERSTANDING_END|>` [emotion tag] "
         "[speaker tag] `<|SPEECH_GENERATION_START|>` [a voice reference's codes]"
         + (", inside Llama 3's chat headers" if vocab.prompt_style == "llama3_chat" else "")

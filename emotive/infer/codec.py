@@ -60,7 +60,7 @@ class LoadedCodec(Predictor):
     @classmethod
     def load(cls, ckpt, tasks=None) -> "LoadedCodec":
         """The newest checkpoint under `ckpt` (a run dir, its checkpoints/ or a step dir),
-        or a codec release bundle (its generator, verified; see emotive/infer/bundle.py)."""
+        or a codec release bundle (its generator, verified; see emotive/infer/bundle/)."""
         if is_bundle(ckpt):
             trained = load_bundle(ckpt, ("codec",))
             return cls(trained.cfg, trained.model, trained.step, trained.step_dir)

@@ -8,7 +8,7 @@ parameters (group "model") and non-parameter variables (`rest`: batch-norm stati
 carried state) are read into it. Optimiser state is never read. A checkpoint of another
 task, a damaged one or one of a different config gives a one-line UserError.
 
-`ckpt` may also be a release bundle (emotive/infer/bundle.py: SHA256SUMS + config.json),
+`ckpt` may also be a release bundle (emotive/infer/bundle/: SHA256SUMS + config.json),
 so every predictor's `.load` and every `--ckpt` takes one: its files are verified against
 SHA256SUMS and its tensors checked against the model before they are used.
 """

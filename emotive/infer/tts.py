@@ -7,7 +7,7 @@
 
 Long text is split at sentence boundaries (`split_sentences`, about 100 characters a piece,
 as Llasa does) and every (sentence, sample) pair is one row of one batch through
-`emotive.infer.sampling.generate`, restricted to the speech codes and SPEECH_GENERATION_END.
+`emotive.infer.decoder.generate`, restricted to the speech codes and SPEECH_GENERATION_END.
 No sentence may stop before MIN_SECONDS_PER_CHAR per character of its text (per-row
 min_new_tokens). Each sample's sentences are joined with PAUSE_SECONDS of silence. Row
 seeds derive from (seed, sample, sentence), so a seed reproduces the output. Texts of more

@@ -41,7 +41,7 @@ from emotive.infer.sampling import SamplingConfig
 from emotive.infer.tts import DEFAULT_SAMPLING, Plan, decode_rows, join_sentences, plan_batch
 from emotive.search.compute import Compute, Timer
 from emotive.search.scoring import check_requests, default_process, parts_of, score_audio
-from emotive.search.selection import Candidate, Selection, _choose, threshold_reasons
+from emotive.search.selection import Candidate, Selection, choose, threshold_reasons
 from emotive.search.strategies import SearchDecoding, Strategy
 from emotive.search.verifiers import Request, Verifier
 from emotive.search.vetoes import Vetoes
@@ -141,7 +141,7 @@ def search_batch(lm, codec: LoadedCodec, requests: Sequence[Request], *, verifie
             c.vetoes = ([] if vetoes is None else vetoes.reasons(
                 c.audio, c.codes, run.unit_sentences[u], c.stopped)) + threshold_reasons(
                     c.scores, request)
-        chosen.append(_choose(pool, selection))
+        chosen.append(choose(pool, selection))
 
     results = []
     share = 1.0 / len(requests)

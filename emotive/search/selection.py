@@ -63,7 +63,7 @@ def threshold_reasons(scores: Mapping[str, float], request: Request) -> list[str
     return why
 
 
-def _choose(pool: Sequence[Candidate], selection: Selection) -> int:
+def choose(pool: Sequence[Candidate], selection: Selection) -> int:
     """The index of the chosen candidate (see Selection); ties go to the earlier one."""
     clean = [n for n, c in enumerate(pool) if not c.vetoes]
     if not clean:  # all vetoed: the fewest reasons, then the best score

@@ -1,4 +1,4 @@
-"""Release bundles (emotive/infer/bundle.py, emotive/hub/release.py): releasing a run and
+"""Release bundles (emotive/infer/bundle/, emotive/hub/release.py): releasing a run and
 loading the bundle gives bit-identical outputs to loading the checkpoint, for ser, student,
 speaker, asr, codec and tts (float32), and within bfloat16 rounding for a bfloat16 release;
 tampering (a changed byte, a removed or added file, a wrong dtype or shape, a config of

@@ -3,7 +3,7 @@ folder in Llasa's layout (eos = SPEECH_GENERATION_END, the vocabulary files, a R
 ids, the codec in the sibling OUT/codec/). It loads in transformers in float32, its logits
 for a real TTS prompt equal emotive's within 1e-4, and greedy decoding there (16 new tokens,
 free and restricted to the speech codes as generation_config.json ships it) equals emotive's
-own decoding (`emotive.infer.sampling.generate` at temperature 0). SHA256SUMS covers it.
+own decoding (`emotive.infer.decoder.generate` at temperature 0). SHA256SUMS covers it.
 
 The runs are checkpoints of random weights written as the trainer writes them
 (tests/hub/test_bundles.py's `save_run`), so no training is waited for."""

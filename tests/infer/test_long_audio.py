@@ -6,7 +6,6 @@ whole-file length; they equal the whole-file outputs where the receptive field f
 context (the codec with its attention switched off) and are close with attention; pooled
 outputs are the kept-length-weighted means of the windows' outputs."""
 
-import jax
 import numpy as np
 import pytest
 from flax import nnx

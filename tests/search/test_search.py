@@ -10,7 +10,7 @@ from emotive.infer.tts import synthesize
 from emotive.infer.tts_model import load_tts
 from emotive.infer.codec import load_codec
 from emotive.search.search import search, search_batch
-from emotive.search.selection import Candidate, Selection, _choose
+from emotive.search.selection import Candidate, Selection, choose
 from emotive.search.strategies import Strategy
 from emotive.search.verifiers import Request, SpeakerVerifier, WeightedVerifier, load_verifier
 from emotive.search.vetoes import Vetoes, repeat_fraction, silence_fraction
@@ -141,16 +141,16 @@ def test_constrained_selection_and_thresholds():
     pool = [Candidate(np.zeros(1, np.int32), True, scores={"emotion": e, "intelligibility": i},
                       outcome=(e + i) / 2) for e, i in [(0.9, 0.1), (0.6, 0.8), (0.7, 0.5),
                                                         (0.2, 0.9), (0.5, 0.6)]]
-    assert _choose(pool, Selection()) == 1  # the best mean
+    assert choose(pool, Selection()) == 1  # the best mean
     # Most emotional among those at least as intelligible as the median (0.6): 0.6 > 0.5.
-    assert _choose(pool, Selection("emotion", {"intelligibility": "median"})) == 1
-    assert _choose(pool, Selection("emotion", {"intelligibility": 0.45})) == 2
-    assert _choose(pool, Selection("emotion")) == 0
+    assert choose(pool, Selection("emotion", {"intelligibility": "median"})) == 1
+    assert choose(pool, Selection("emotion", {"intelligibility": 0.45})) == 2
+    assert choose(pool, Selection("emotion")) == 0
     pool[1].vetoes = ["silence 90% > 60%"]
-    assert _choose(pool, Selection()) == 2
+    assert choose(pool, Selection()) == 2
     for c in pool:
         c.vetoes = c.vetoes or ["x", "y"]
-    assert _choose(pool, Selection()) == 1  # all vetoed: the fewest reasons
+    assert choose(pool, Selection()) == 1  # all vetoed: the fewest reasons
 
 
 def test_request_weights_and_thresholds(lm):
