@@ -84,7 +84,8 @@ CARDS: dict[str, Card] = {
         "speech emotion recogniser", "audio-classification", "audio-classification",
         ("audio-classification", "speech-emotion-recognition", "wav2vec2"), _EMOTION_METRICS,
         ("emotive classify in.wav --ckpt {b}",),
-        "ser = emotive.load({b!r}); out = ser.predict(audio_BxT)  # adv, probs",
+        "ser = emotive.load({b!r}); out = ser.predict(audio, sample_rate=sr)  # label, "
+        "probabilities, arousal, dominance, valence",
         _SYNTHETIC + " Eight emotion categories and arousal/dominance/valence."),
     "student": Card(
         "distilled speech emotion student (Wav2Small)", "audio-classification",
@@ -94,7 +95,7 @@ CARDS: dict[str, Card] = {
             (f"ccc_vs_teacher_{d}", f"CCC vs teacher {d}", ("overall", "ccc_vs_teacher", d))
             for d in ("arousal", "dominance", "valence")),
         ("emotive classify in.wav --ckpt {b}",),
-        "student = emotive.load({b!r}); out = student.predict(audio_BxT)",
+        "student = emotive.load({b!r}); out = student.predict(audio, sample_rate=sr)",
         _SYNTHETIC + " Distilled from a SER teacher, which bounds its accuracy."),
     "speaker": Card(
         "speaker encoder", None, "speaker-verification",

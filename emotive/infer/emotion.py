@@ -1,7 +1,9 @@
 """Emotion inference from a trained `ser` or `student` checkpoint: batched, jitted, padded.
 
     predictor = load_emotion_model("runs/ser-base")      # newest checkpoint of a run
-    out = predictor.predict(audio_BxT, lengths_B)        # adv [B, 3], probs [B, 8] or None
+    out = predictor.predict(audio_T)                     # one clip: label, probabilities,
+                                                         # arousal, dominance, valence
+    out = predictor.predict(audio_BxT, lengths_B, sample_rate=22050)   # rows, any rate
     result = predictor.classify_file("in.wav")           # JSON-ready dict for one file
 
 Both models give arousal, dominance, valence (in that order, roughly in [0, 1]); a `ser`
@@ -18,9 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from emotive.codecs.audio import load_audio
+from emotive.codecs.audio import load_audio, resample
 from emotive.configs.common import SAMPLE_RATE
 from emotive.data.speech.emotions import EMOTIONS
+from emotive.errors import UserError
 from emotive.infer.chunking import Chunking, chunked_apply
 from emotive.infer.predictor import Predictor
 from emotive.models.ser import ADV_ORDER
@@ -53,18 +56,38 @@ class EmotionPredictor(Predictor):
     def has_categories(self) -> bool:
         return self.task == "ser" or self.cfg.model.outputs > 3
 
-    def predict(self, audio_BxT: np.ndarray, lengths_B: np.ndarray | None = None) -> dict:
-        """Float audio [B, T] at 16 kHz (rows valid up to `lengths_B`, default T) -> dict of
-        numpy arrays: adv float32 [B, 3] and, with a category head, logits and probs [B, 8]
-        (else None). Rows longer than a window: length-weighted means over windows."""
-        if self.chunking.fits(np.shape(audio_BxT)[1]):
+    def predict(self, audio, lengths_B: np.ndarray | None = None, *,
+                sample_rate: int = SAMPLE_RATE) -> dict:
+        """Float audio [T] (one clip) or [B, T] (rows valid up to `lengths_B`, default T) at
+        `sample_rate` (resampled to 16 kHz) -> dict of results per row:
+
+            label          the most probable emotion name (None without a category head)
+            probabilities  {emotion name: probability} (None without a category head)
+            arousal, dominance, valence   float32, roughly in [0, 1]
+            adv            float32 [3] (ADV_ORDER), logits / probs float32 [8] or None
+
+        For [B, T] audio every value gains a leading batch axis (label and probabilities
+        become lists). Rows longer than a window: length-weighted means over windows."""
+        audio_BxT, lengths_B, single = _as_batch(audio, lengths_B, sample_rate)
+        if self.chunking.fits(audio_BxT.shape[1]):
             adv, logits = self.apply(_forward, audio_BxT, lengths_B)
         else:
             (adv, logits), _ = chunked_apply(self, _forward, audio_BxT, lengths_B,
                                              self.chunking, ("pool", "pool"))
+        adv = np.asarray(adv)
         logits = np.asarray(logits) if self.has_categories else None
-        return {"adv": np.asarray(adv), "logits": logits,
-                "probs": None if logits is None else softmax(logits)}
+        out = {"adv": adv, "logits": logits,
+               "probs": None if logits is None else softmax(logits)}
+        out.update({name: adv[:, d] for d, name in enumerate(ADV_ORDER)})
+        if out["probs"] is None:
+            out["label"] = out["probabilities"] = None
+        else:
+            out["label"] = [EMOTIONS[int(i)] for i in out["probs"].argmax(-1)]
+            out["probabilities"] = [dict(zip(EMOTIONS, map(float, row)))
+                                    for row in out["probs"]]
+        if single:
+            out = {k: (None if v is None else v[0]) for k, v in out.items()}
+        return out
 
     def classify_file(self, path) -> dict:
         """One audio file (any rate and channel count soundfile reads; resampled to 16 kHz,
@@ -90,6 +113,25 @@ class EmotionPredictor(Predictor):
         result.update({name: round(float(out["adv"][0, d]), 4)
                        for d, name in enumerate(ADV_ORDER)})
         return result
+
+
+def _as_batch(audio, lengths_B, sample_rate: int):
+    """(float32 [B, T] at 16 kHz, lengths [B] or None, whether one clip [T] was given);
+    UserError for another shape or rate."""
+    audio = np.asarray(audio, np.float32)
+    if audio.ndim not in (1, 2) or audio.shape[-1] == 0:
+        raise UserError(f"audio must be [T] or [B, T] samples with T > 0, got shape "
+                        f"{audio.shape}; pass one clip or a batch of rows")
+    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise UserError(f"sample_rate must be a positive integer in Hz, got {sample_rate!r}")
+    single = audio.ndim == 1
+    audio_BxT = audio[None] if single else audio
+    if sample_rate != SAMPLE_RATE:
+        audio_BxT = np.stack([resample(row, sample_rate, SAMPLE_RATE) for row in audio_BxT])
+        if lengths_B is not None:
+            lengths_B = np.minimum(np.round(np.asarray(lengths_B) * SAMPLE_RATE / sample_rate),
+                                   audio_BxT.shape[1]).astype(np.int32)
+    return audio_BxT, lengths_B, single
 
 
 def load_emotion_model(ckpt, tasks=EMOTION_TASKS) -> EmotionPredictor:

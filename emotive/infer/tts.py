@@ -184,9 +184,15 @@ class TTSPipeline(NamedTuple):
     codec: LoadedCodec
 
     def synthesize(self, text: str, **options) -> list[np.ndarray]:
+        """Speaks `text` (any length: split into sentences) -> `num_samples` float32
+        waveforms [T] at 16 kHz. Options are `synthesize`'s: emotion, intensity, speaker,
+        ref_wav + ref_text (a voice prompt), num_samples, seed, sampling, max_seconds,
+        text_scale, emotion_scale, issues, progress."""
         return synthesize(self.lm, self.codec, text, **options)
 
     def synthesize_batch(self, texts: Sequence[str], **options) -> list[list[np.ndarray]]:
+        """Speaks several texts in one decoding batch: waves[k][j] is sample j of texts[k]
+        (options as `synthesize_batch`: emotions, intensities per text, ...)."""
         return synthesize_batch(self.lm, self.codec, texts, **options)
 
 

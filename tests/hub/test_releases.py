@@ -13,6 +13,9 @@ from huggingface_hub import ModelCard
 import emotive
 from emotive import configs
 from emotive.hub.card import card_data, write_card
+from emotive.codecs.audio import resample
+from emotive.data.speech.emotions import EMOTIONS
+from emotive.errors import UserError
 from emotive.infer import bundle
 
 RELEASES = pathlib.Path(__file__).resolve().parents[2] / "releases"
@@ -122,3 +125,24 @@ def test_a_written_card_round_trips_its_metrics(tmp_path):
     bare = ModelCard.load(tmp_path / "none.md")
     assert bare.data.eval_results is None and "model-index" not in bare.data.to_dict()
     assert "no figures are claimed" in bare.text
+
+
+def test_an_emotion_model_takes_one_clip_at_any_rate_and_names_its_results():
+    ser = emotive.load(RELEASES / "ser-base")
+    t = np.arange(22050) / 22050
+    clip = (0.3 * np.sin(2 * np.pi * 180 * t) * np.clip(np.sin(2 * np.pi * 3 * t), 0, None)
+            ).astype(np.float32)
+    one = ser.predict(clip, sample_rate=22050)
+    assert one["label"] == max(one["probabilities"], key=one["probabilities"].get)
+    assert set(one["probabilities"]) == set(EMOTIONS)
+    assert np.isclose(sum(one["probabilities"].values()), 1, atol=1e-4)
+    assert one["adv"].shape == (3,) and one["arousal"] == one["adv"][0]
+    # The same clip resampled by hand, as a batch of one, gives the same numbers.
+    rows = ser.predict(resample(clip, 22050, 16000)[None])
+    assert rows["label"] == [one["label"]]
+    np.testing.assert_allclose(rows["probs"][0], one["probs"], atol=1e-6)
+    np.testing.assert_allclose(rows["valence"], [one["valence"]], atol=1e-6)
+    with pytest.raises(UserError, match=r"\[T\] or \[B, T\]"):
+        ser.predict(np.zeros((1, 2, 16000), np.float32))
+    with pytest.raises(UserError, match="sample_rate"):
+        ser.predict(clip, sample_rate=0)
