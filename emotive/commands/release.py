@@ -38,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hf-llama", action="store_true",
                         help="TTS only: also write OUT/hf-llama/, the LM as a transformers "
                              "LlamaForCausalLM folder (Llasa's layout)")
+    parser.add_argument("--role", default=None,
+                        choices=("judge", "teacher", "verifier", "product"),
+                        help="what the model is for, stated in its card: a judge scores "
+                             "others in evaluations and never guides search or training")
     parser.add_argument("--codec-eval", action="extend", nargs="+", default=[],
                         metavar="REPORT_DIR",
                         help="eval reports for the codec card when --codec is a run")
@@ -52,9 +56,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--shard-gb must be positive, got {args.shard_gb}")
     out = release(args.run, args.out, eval_reports=args.eval, dtype=args.dtype,
                   shard_bytes=int(args.shard_gb * 1e9), codec=args.codec,
-                  codec_eval_reports=args.codec_eval, hf_llama=args.hf_llama)
+                  codec_eval_reports=args.codec_eval, hf_llama=args.hf_llama,
+                  role=args.role)
     info = summary(out)
     total = sum(info["files"].values())
-    print(f"wrote {out}: {info['task']} bundle, {info['parameters']:,} parameters "
+    print(f"wrote {out}: {info['task']} bundle"
+          + (f" ({info['role']})" if info["role"] else "") + f", {info['parameters']:,} parameters "
           f"({info['dtype']}), {len(info['files'])} files, {total / 2**20:.2f} MiB")
     return 0

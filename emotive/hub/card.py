@@ -24,6 +24,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from emotive import configs, registry
 from emotive.configs import base
 from emotive.errors import UserError
+from emotive.infer import bundle
 
 LICENSE = "apache-2.0"  # the repository states no other licence
 # Front matter keys in the order the cards have always had them; model-index comes last.
@@ -284,10 +285,12 @@ def model_card(data: ModelCardData, body: str,
     return ModelCard(f"---\n{data.to_yaml(original_order=list(order))}\n---\n\n{body}")
 
 
-def card_data(name: str, family: str, cfg, reports: list[dict]) -> ModelCardData:
+def card_data(name: str, family: str, cfg, reports: list[dict],
+              role: str | None = None) -> ModelCardData:
     """The card's front matter: licence, library, tags, pipeline tag, the datasets trained
     and evaluated on, and a model-index named `name` holding each report's metrics (one
-    EvalResult a metric: the family's task, the report's dataset and split)."""
+    EvalResult a metric: the family's task, the report's dataset and split). `role` (a key
+    of bundle.ROLES) becomes the tag `role:ROLE`."""
     card = CARDS[family]
     trained_on = getattr(getattr(cfg, "data", None), "dataset", None)
     datasets = {r["dataset"] for r in reports if r["dataset"] != "unspecified"}
@@ -298,7 +301,8 @@ def card_data(name: str, family: str, cfg, reports: list[dict]) -> ModelCardData
                           metric_value=value)
                for r in reports for kind, label, value in r["metrics"]]
     return ModelCardData(license=LICENSE, library_name="emotive",
-                         tags=["emotive", "jax", "flax", *card.tags],
+                         tags=["emotive", "jax", "flax", *card.tags,
+                               *([bundle.ROLE_TAG + role] if role else [])],
                          pipeline_tag=card.pipeline_tag, datasets=datasets or None,
                          model_name=name if results else None, eval_results=results or None)
 
@@ -306,17 +310,23 @@ def card_data(name: str, family: str, cfg, reports: list[dict]) -> ModelCardData
 def write_card(path: pathlib.Path, name: str, family: str, cfg, *, step: int, dtype: str,
                counts: dict, reports: list[dict], source: pathlib.Path,
                codec_note: str = "", extra_files: tuple[str, ...] = (),
-               note: str = "") -> None:
+               note: str = "", role: str | None = None) -> None:
     """Writes the model card of bundle `name` (a `family` model, config `cfg`, released from
     checkpoint `source` at `step`, `counts` from write_weights) to `path`: front matter from
     `card_data`, the body from CARDS[family] and `reports` (read_report's dicts).
-    `codec_note`/`note` extend the summary; `extra_files` are lines of its Files list."""
+    `codec_note`/`note` extend the summary; `extra_files` are lines of its Files list;
+    `role` (bundle.ROLES) adds a Role section and its tag."""
     card = CARDS[family]
     b = name
     lines = [f"# {name}: {card.title}", "",
              f"An emotive `{family}` model at training step {step}: {counts['parameters']:,} "
              f"parameters stored as {dtype} ({counts['bytes'] / 2**20:.2f} MiB of weights)."
-             + codec_note + note, "", "## Use", "", "```bash", f"emotive bundle verify {b}"]
+             + codec_note + note, ""]
+    if role:
+        seed = getattr(getattr(cfg, "train", None), "seed", None)
+        lines += ["## Role", "", f"**{role}**" + (f" (training seed {seed})" if seed is not None
+                                                   else "") + f": {bundle.ROLES[role]}.", ""]
+    lines += ["## Use", "", "```bash", f"emotive bundle verify {b}"]
     usage, python = card.usage, card.python
     if codec_note:  # a TTS bundle that holds its codec speaks alone
         usage = ('emotive tts "Hello there." --bundle {b} --emotion happy --out out.wav',)
@@ -347,4 +357,4 @@ def write_card(path: pathlib.Path, name: str, family: str, cfg, *, step: int, dt
               "- `config.json`: the resolved experiment config",
               "- `SHA256SUMS`: checked by `emotive bundle verify` and on every load",
               *extra_files, ""]
-    model_card(card_data(name, family, cfg, reports), "\n".join(lines)).save(path)
+    model_card(card_data(name, family, cfg, reports, role), "\n".join(lines)).save(path)

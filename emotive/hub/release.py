@@ -99,7 +99,8 @@ def _add_nested(root, where: pathlib.Path, source, task: str, label: str, report
 
 def release(run, out, *, eval_reports=(), dtype: str = "float32",
             shard_bytes: int | None = DEFAULT_SHARD_BYTES, codec=None,
-            codec_eval_reports=(), hf_llama: bool = False) -> pathlib.Path:
+            codec_eval_reports=(), hf_llama: bool = False,
+            role: str | None = None) -> pathlib.Path:
     """Writes the bundle of `run`'s newest checkpoint to `out` (a new folder); returns it.
 
     `eval_reports`: report.json files (or their folders) of `emotive eval FAMILY` whose
@@ -107,8 +108,11 @@ def release(run, out, *, eval_reports=(), dtype: str = "float32",
     casts them back). `codec` (TTS only): a codec run or codec bundle copied into codec/, so
     the bundle speaks alone (`emotive.load(bundle)`, `emotive tts --bundle`). `hf_llama`
     (TTS only) adds hf-llama/, the LM as a transformers LlamaForCausalLM (write_hf_llama),
-    stored in `dtype`.
+    stored in `dtype`. `role` (a key of bundle.ROLES: judge, teacher, verifier, product) is
+    stated in the card; `emotive search` refuses a judge as a verifier.
     """
+    if role is not None and role not in bundle.ROLES:
+        raise UserError(f"--role must be one of {', '.join(bundle.ROLES)}, got {role!r}")
     if dtype not in DTYPES:
         raise UserError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     step_dir, cfg = _read_run(run)
@@ -165,7 +169,7 @@ def release(run, out, *, eval_reports=(), dtype: str = "float32",
                                f"see `{HF_LLAMA_DIR}/README.md`",)
             write_card(root / bundle.CARD_FILE, out.name, family, recorded, step=step,
                        dtype=dtype, counts=counts, reports=reports, source=step_dir,
-                       codec_note=codec_note, extra_files=extra_files, note=note)
+                       codec_note=codec_note, extra_files=extra_files, note=note, role=role)
             bundle.write_sums(root)
             _finish(partial, out)
     finally:

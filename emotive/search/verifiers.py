@@ -29,6 +29,7 @@ import numpy as np
 
 from emotive.data.speech.emotions import EMOTIONS
 from emotive.errors import UserError
+from emotive.infer import bundle
 from emotive.infer.asr import Recognizer
 from emotive.infer.emotion import EmotionPredictor
 from emotive.infer.speaker import SpeakerEmbedder
@@ -193,6 +194,9 @@ def load_verifier(kind: str, ckpt) -> Verifier:
     task it found for another kind's checkpoint)."""
     if kind not in KINDS:
         raise UserError(f"unknown verifier {kind!r}; use one of {', '.join(KINDS)}")
+    if bundle.is_bundle(ckpt) and bundle.bundle_role(ckpt) == "judge":
+        raise UserError(f"{ckpt} is a judge (its card's role): judges score search results "
+                        "and never guide them; pass a verifier or teacher bundle, or a run")
     if kind == "emotion":
         return EmotionVerifier(EmotionPredictor.load(ckpt))
     if kind == "speaker":

@@ -454,3 +454,21 @@ def test_a_report_of_another_step_is_refused(runs, reports, tmp_path):
     with pytest.raises(UserError, match="evaluated step 4, but the released checkpoint is "
                                         "step 5"):
         release(runs["asr"], tmp_path / "x", eval_reports=[moved])
+
+
+def test_a_release_states_its_role_and_a_judge_never_guides_search(runs, tmp_path):
+    from emotive.search.verifiers import load_verifier
+
+    judge = release(runs["ser"], tmp_path / "ser-judge", role="judge")
+    assert bundle.summary(judge)["role"] == "judge"
+    card = (judge / bundle.CARD_FILE).read_text()
+    assert "role:judge" in card and "## Role" in card and "never used in training" in card
+    with pytest.raises(UserError, match="is a judge"):
+        load_verifier("emotion", judge)
+    verifier = release(runs["ser"], tmp_path / "ser-verifier", role="verifier")
+    assert bundle.bundle_role(verifier) == "verifier"
+    assert load_verifier("emotion", verifier).name == "emotion"
+    assert bundle.bundle_role(release(runs["ser"], tmp_path / "plain")) is None
+    with pytest.raises(UserError, match="--role must be one of"):
+        release(runs["ser"], tmp_path / "bad", role="oracle")
+    assert not (tmp_path / "bad").exists()

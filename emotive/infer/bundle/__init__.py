@@ -34,7 +34,8 @@ from here):
 
 from emotive.infer.bundle.files import (CARD_FILE, CONFIG_FILE, IGNORED_DIRS, SUMS_FILE,
                                         is_bundle, verify_bundle, write_sums)
-from emotive.infer.bundle.info import card_metadata, card_metrics, summary
+from emotive.infer.bundle.info import (ROLE_TAG, ROLES, bundle_role, card_metadata,
+                                       card_metrics, summary)
 from emotive.infer.bundle.reading import (NESTED_FIELDS, PARAMS, REST, abstract_parts,
                                           bundle_step, config_class, flat_keys, read_bundle,
                                           read_config, released_module)
@@ -45,8 +46,8 @@ from emotive.infer.bundle.weights import (DTYPES, INDEX_FILE, WEIGHTS_FILE, Safe
 
 __all__ = [
     "CARD_FILE", "CONFIG_FILE", "IGNORED_DIRS", "SUMS_FILE", "is_bundle", "verify_bundle",
-    "write_sums", "card_metadata", "card_metrics", "summary", "NESTED_FIELDS", "PARAMS",
-    "REST", "abstract_parts", "bundle_step", "config_class", "flat_keys", "read_bundle",
-    "read_config", "released_module", "DTYPES", "INDEX_FILE", "WEIGHTS_FILE",
-    "SafetensorsFile", "dtype_code", "nbytes", "open_weights", "plan_shards", "shard_names",
-    "weights_metadata", "write_safetensors", "write_shards"]
+    "write_sums", "ROLE_TAG", "ROLES", "bundle_role", "card_metadata", "card_metrics",
+    "summary", "NESTED_FIELDS", "PARAMS", "REST", "abstract_parts", "bundle_step",
+    "config_class", "flat_keys", "read_bundle", "read_config", "released_module", "DTYPES",
+    "INDEX_FILE", "WEIGHTS_FILE", "SafetensorsFile", "dtype_code", "nbytes", "open_weights",
+    "plan_shards", "shard_names", "weights_metadata", "write_safetensors", "write_shards"]

@@ -37,7 +37,7 @@ def summary(root) -> dict:
             "parameter_bytes": sizes[PARAMS], "rest_values": counts[REST],
             "rest_bytes": sizes[REST], "dtype": ",".join(sorted(dtypes[PARAMS])) or "none",
             "rest_dtype": ",".join(sorted(dtypes[REST])) or "none",
-            "metadata": weights_metadata(root),
+            "metadata": weights_metadata(root), "role": bundle_role(root),
             "files": {name: (root / name).stat().st_size for name in files}}
 
 
@@ -66,6 +66,26 @@ def card_metadata(root) -> dict:
     `ModelCardData.to_dict()` gives it (the model-index rebuilt from its eval results)."""
     card = _card(root)
     return card.data.to_dict() if card is not None else {}
+
+
+ROLES = {
+    "judge": "scores other models' output in evaluations (`eval tts`, `eval search`); never "
+             "used in training, distillation or search, so nothing was optimised against it",
+    "teacher": "teaches other models (the codec's semantic teacher, a student's teacher); "
+               "may also guide search as a verifier",
+    "verifier": "guides inference-time search (`emotive search --verifier`); its choices "
+                "are judged by separately trained judges",
+    "product": "a model for use in its own right",
+}
+ROLE_TAG = "role:"  # the card's tag `role:judge` names a bundle's role
+
+
+def bundle_role(root) -> str | None:
+    """The role its card states (`role:ROLE` among the tags; a key of ROLES), or None."""
+    card = _card(root)
+    tags = (card.data.tags if card is not None else None) or []
+    roles = [t[len(ROLE_TAG):] for t in tags if isinstance(t, str) and t.startswith(ROLE_TAG)]
+    return roles[0] if roles else None
 
 
 def card_metrics(root) -> list[dict]:
