@@ -110,6 +110,33 @@ def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     return _rate(*_totals(refs, hyps, split_words=True))
 
 
+def wrong_text_pairs(refs: Sequence[str], seed: int = 0) -> np.ndarray:
+    """For every reference i the index of another reference with a different text: a
+    random derangement of the texts (the chance level of a recogniser's scores is its error
+    against these). Returns int [N]; a text shared by every reference has no wrong partner,
+    so ValueError."""
+    texts = list(refs)
+    if len(set(texts)) < 2:
+        raise ValueError("wrong-text pairs need at least two different texts")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(texts))
+    partner = np.empty(len(texts), np.int64)
+    for k, i in enumerate(order):
+        # The next clip in a shuffled order whose text differs: a fixed-point-free pairing.
+        step = 1
+        while texts[order[(k + step) % len(order)]] == texts[i]:
+            step += 1
+        partner[i] = order[(k + step) % len(order)]
+    return partner
+
+
+def wrong_text_cer(refs: Sequence[str], hyps: Sequence[str], seed: int = 0) -> float:
+    """CER of each hypothesis against another clip's (different) reference text: what an
+    error rate reaches when the hypotheses do not say the reference (chance)."""
+    partner = wrong_text_pairs(refs, seed)
+    return cer([refs[j] for j in partner], list(hyps))
+
+
 def eer(scores_N, same_N) -> tuple[float, float]:
     """Equal error rate and its threshold from trial scores [N] and bool labels [N].
 

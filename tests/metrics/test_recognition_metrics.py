@@ -7,7 +7,8 @@ import pytest
 
 from emotive.codecs import chars
 from emotive.errors import UserError
-from emotive.metrics.recognition import cer, cosine_trials, edit_distance, eer, error_counts, wer
+from emotive.metrics.recognition import (cer, cosine_trials, edit_distance, eer, error_counts, wer,
+                                         wrong_text_cer, wrong_text_pairs)
 
 
 def slow_edit_distance(a, b):
@@ -96,3 +97,21 @@ def test_ctc_greedy_decoding_on_hand_built_logits():
     texts = chars.ctc_greedy_texts(np.stack([frame_ids, frame_ids]), [9, 3])
     assert texts == ["aab b", "a"]
     assert chars.ctc_greedy_texts(np.full((1, 4), blank), [4]) == [""]
+
+
+def test_wrong_text_pairs_never_pair_a_clip_with_its_own_text():
+    refs = ["a b", "a b", "c d", "e f", "c d", "g h"]
+    for seed in range(20):
+        partner = wrong_text_pairs(refs, seed)
+        assert all(refs[j] != refs[i] for i, j in enumerate(partner))
+    with pytest.raises(ValueError, match="two different texts"):
+        wrong_text_pairs(["same", "same"])
+
+
+def test_wrong_text_cer_is_chance_for_right_hypotheses():
+    refs = ["the cat sat", "a dog ran far", "birds sing", "rain fell today"]
+    assert cer(refs, refs) == 0
+    assert wrong_text_cer(refs, refs) > 0.5  # a perfect transcript scored on other texts
+    # Hypotheses that say nothing in particular score alike against right and wrong texts.
+    empty = [""] * 4
+    assert wrong_text_cer(refs, empty) == cer(refs, empty) == 1.0  # a permutation of the texts
