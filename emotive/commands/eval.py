@@ -93,6 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--data-dir", default=None,
                        help="TFDS data dir (default: the checkpoint config's data.data_dir)")
         p.add_argument("--dataset", default="emotive_speech")
+        p.add_argument("--label", default=None,
+                       help="what the data is, for model cards (e.g. heldout_voices: the "
+                            "held-out voice family); stored in the report as dataset_label")
         p.add_argument("--split", default="validation",
                        help="split to evaluate (default validation; test for final numbers; "
                             "both hold speakers never heard in training)")
@@ -124,9 +127,22 @@ def run_split_eval(kind: str, args, predictor=None, evaluate=None) -> int:
     report = (evaluate or evaluator.evaluate)(
         predictor, args.data_dir or predictor.cfg.data.data_dir, args.split,
         dataset=args.dataset, batch_size=args.batch_size, limit=args.limit, out_dir=out_dir)
+    if args.label:
+        label_report(out_dir, args.label)
     print(evaluator.format_report(report))
     print(f"report: {out_dir}/report.json")
     return 0
+
+
+def label_report(out_dir, label: str) -> None:
+    """Adds `dataset_label` to out_dir/report.json: cards name the data by it."""
+    import json
+    import pathlib
+
+    from emotive.evals.common import write_report
+
+    report = json.loads((pathlib.Path(out_dir) / "report.json").read_text())
+    write_report(out_dir, {**report, "dataset_label": label})
 
 
 def decoder_from_args(args, data_dir, dataset: str) -> BeamDecoder | None:

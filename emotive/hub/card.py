@@ -184,7 +184,10 @@ def read_report(path, family: str) -> dict:
         wanted = ", ".join(".".join(k) for _, _, k in card.metrics) or "none defined"
         raise UserError(f"--eval {p} holds none of the metrics of a {family} card ({wanted}); "
                         f"pass a report of `emotive eval {eval_kind}`")
-    return {"file": str(p), "dataset": report.get("dataset") or "unspecified",
+    dataset = report.get("dataset") or "unspecified"
+    if report.get("dataset_label"):  # `emotive eval --label`: e.g. the held-out voices
+        dataset = f"{dataset}/{report['dataset_label']}"
+    return {"file": str(p), "dataset": dataset,
             "split": report.get("split") or "unspecified",
             "step": report.get("step", report.get("tts_step")), "metrics": metrics}
 

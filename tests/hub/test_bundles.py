@@ -472,3 +472,13 @@ def test_a_release_states_its_role_and_a_judge_never_guides_search(runs, tmp_pat
     with pytest.raises(UserError, match="--role must be one of"):
         release(runs["ser"], tmp_path / "bad", role="oracle")
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_labelled_eval_names_its_data_in_the_card(runs, tmp_path):
+    from emotive.hub.card import read_report
+
+    out = tmp_path / "eval-heldout"
+    assert cli.main(["eval", "ser", "--ckpt", str(runs["ser"]), "--split", "test", "--limit",
+                     "4", "--out", str(out), "--label", "heldout_voices"]) == 0
+    assert read_report(out, "ser")["dataset"] == "emotive_speech/heldout_voices"
+    assert json.loads((out / "report.json").read_text())["dataset_label"] == "heldout_voices"
