@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from emotive.configs.augment import AugmentConfig
 from emotive.configs.common import (SAMPLE_RATE, MeshConfig, OptimConfig, TrainConfig,
                                     TransformerConfig)
 from emotive.errors import UserError
@@ -128,6 +129,7 @@ class AsrConfig:
     task: str = "asr"
     model: AsrModelConfig = AsrModelConfig()
     data: AsrDataConfig = AsrDataConfig()
+    augment: AugmentConfig = AugmentConfig()  # training utterances only; off in every preset
     optim: OptimConfig = OptimConfig(lr=2e-3, warmup_steps=100, b2=0.98, weight_decay=0.01)
     mesh: MeshConfig = MeshConfig()
     train: TrainConfig = TrainConfig()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from emotive.configs.augment import AugmentConfig
 from emotive.configs.classifiers import EmotionHeadConfig, Wav2Vec2Config, wav2vec2_transformer
 from emotive.configs.common import SAMPLE_RATE, MeshConfig, OptimConfig, TrainConfig
 from emotive.errors import UserError
@@ -75,6 +76,7 @@ class SerConfig:
     task: str = "ser"
     model: Wav2Vec2Config = Wav2Vec2Config()
     data: EmotionDataConfig = EmotionDataConfig()
+    augment: AugmentConfig = AugmentConfig()  # training crops only; off in every preset
     loss: SerLossConfig = SerLossConfig()
     optim: OptimConfig = OptimConfig()
     mesh: MeshConfig = MeshConfig()

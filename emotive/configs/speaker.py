@@ -15,6 +15,7 @@ import dataclasses
 import math
 
 from emotive.configs.asr import MelEncoderConfig, encoder_transformer
+from emotive.configs.augment import AugmentConfig
 from emotive.configs.common import MeshConfig, OptimConfig, TrainConfig
 from emotive.errors import UserError
 
@@ -67,6 +68,7 @@ class SpeakerConfig:
     task: str = "speaker"
     model: SpeakerModelConfig = SpeakerModelConfig()
     data: SpeakerDataConfig = SpeakerDataConfig()
+    augment: AugmentConfig = AugmentConfig()  # training crops; preset=channel keeps voices
     optim: OptimConfig = OptimConfig(lr=2e-3, warmup_steps=50, b2=0.98)
     mesh: MeshConfig = MeshConfig()
     train: TrainConfig = TrainConfig()

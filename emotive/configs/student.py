@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from emotive.configs.augment import AugmentConfig
 from emotive.configs.classifiers import Wav2SmallConfig
 from emotive.configs.common import MeshConfig, OptimConfig, TrainConfig
 from emotive.configs.ser import NUM_EMOTIONS, EmotionDataConfig
@@ -51,6 +52,7 @@ class StudentConfig:
     model: Wav2SmallConfig = Wav2SmallConfig(outputs=3 + NUM_EMOTIONS)
     teacher: TeacherConfig = TeacherConfig()
     data: EmotionDataConfig = EmotionDataConfig()
+    augment: AugmentConfig = AugmentConfig()  # training crops (the teacher hears them too)
     loss: StudentLossConfig = StudentLossConfig()
     optim: OptimConfig = OptimConfig()
     mesh: MeshConfig = MeshConfig()

@@ -3,7 +3,8 @@
 - `masked_mean`, `masked_lm_loss`: means over the rows or positions a mask selects;
 - `chunked_lm_loss`, `causal_lm_loss`: the LM loss with the head applied in vocabulary chunks;
 - `weighted_ccc`, `adv_cccs`: concordance correlation of arousal/dominance/valence;
-- `crop_iterator`, `crop_data`: batches of random crops of a TFDS speech split;
+- `crop_iterator`, `crop_data`: batches of random crops of a TFDS speech split (augmented
+  for training by an experiment's `augment` section);
 - `audio_seconds`, `audio_throughput`: throughput in seconds of audio.
 """
 
@@ -124,11 +125,12 @@ def adv_cccs(pred_Bx3: jax.Array, true_Bx3: jax.Array, weight_B: jax.Array) -> j
 
 
 def crop_iterator(cfg, split: str, *, crop_samples: int, fields, shuffle: bool,
-                  seed_offset: int = 0, wrap=DeviceBatches, check=None):
+                  seed_offset: int = 0, wrap=DeviceBatches, check=None, augment=None):
     """An iterator factory (process_index, process_count) of random crops of `crop_samples`
     from `split` of `cfg.data`, batched by `cfg.train.batch_size` and seeded by
     `cfg.train.seed + seed_offset`. `check(opened)` may reject the opened split (UserError);
-    `wrap(inner, fields)` makes the checkpointable device iterator keeping `fields`."""
+    `wrap(inner, fields)` makes the checkpointable device iterator keeping `fields`;
+    `augment` (an AugmentConfig, training iterators only) augments every crop."""
 
     def make(process_index: int, process_count: int):
         opened = open_data_split(cfg.data, split)
@@ -138,18 +140,19 @@ def crop_iterator(cfg, split: str, *, crop_samples: int, fields, shuffle: bool,
                              global_batch_size=cfg.train.batch_size,
                              seed=cfg.train.seed + seed_offset, process_index=process_index,
                              process_count=process_count, speakers=opened.speakers,
-                             shuffle=shuffle)
+                             shuffle=shuffle, augment=augment)
         return wrap(inner, fields)
     return make
 
 
-def crop_data(cfg, *, crop_samples: int, fields, eval_fields=None,
-              wrap=DeviceBatches) -> DataSpec:
-    """Shuffled crops of `data.train_split` to train on, and crops of `data.eval_split` in
-    file order (`eval_fields`, default `fields`) to evaluate on."""
+def crop_data(cfg, *, crop_samples: int, fields, eval_fields=None, wrap=DeviceBatches,
+              augment=None) -> DataSpec:
+    """Shuffled crops of `data.train_split` to train on (augmented by `augment`, an
+    AugmentConfig, when given), and crops of `data.eval_split` in file order (`eval_fields`,
+    default `fields`) to evaluate on, never augmented."""
     return DataSpec(
         train=crop_iterator(cfg, cfg.data.train_split, crop_samples=crop_samples,
-                            fields=fields, shuffle=True, wrap=wrap),
+                            fields=fields, shuffle=True, wrap=wrap, augment=augment),
         eval=crop_iterator(cfg, cfg.data.eval_split, crop_samples=crop_samples,
                            fields=eval_fields or fields, shuffle=False, wrap=wrap))
 

@@ -84,6 +84,7 @@ SECTION_CASES = {
     "DenoiserConfig": ("transformer.cross_attention", "false", "cross_attention=true"),
     "DiffusionConfig": ("sample_steps", "0", "diffusion.sample_steps must be in [1, 1000]"),
     "GuidanceConfig": ("all_dropout", "1", "guidance.all_dropout must be in [0, 1)"),
+    "AugmentConfig": ("noise_prob", "1.5", "augment.noise_prob must be in [0, 1]"),
 }
 
 

@@ -22,8 +22,9 @@ Batches are dicts of process-local numpy arrays (B = global batch / process coun
     condition     object  [B]     recording condition (emotive_speech: clean, distance, shout;
                                   "" if the dataset has none); host-side only like text
 
-`crop_batches` (codec training): every row is a random crop of `crop_samples` (shorter clips
-are zero-padded), so L is fixed. `bucket_batches` (variable length): records of similar length
+`crop_batches` (codec and recogniser training): every row is a random crop of `crop_samples`
+(shorter clips are zero-padded), so L is fixed; an `AugmentConfig` augments each crop
+(`emotive.data.pipelines.augment`). `bucket_batches` (variable length): records of similar length
 are batched together and padded to the smallest of a fixed set of bucket lengths, so jit sees
 at most len(buckets) shapes.
 """
@@ -36,9 +37,11 @@ from typing import Sequence
 import grain
 import numpy as np
 
+from emotive.configs.augment import AugmentConfig
 from emotive.configs.common import SAMPLE_RATE
 from emotive.data.speech.emotions import EMOTIONS
 from emotive.errors import UserError
+from emotive.data.pipelines.augment import augment_crop
 from emotive.data.pipelines.input import local_batch_size, make_iterator
 from emotive.data.builders.tfds_io import open_split
 
@@ -116,7 +119,8 @@ def _collate(rows: list[dict | None], length: int) -> dict:
 def crop_batches(source, *, crop_samples: int, global_batch_size: int, seed: int,
                  process_index: int = 0, process_count: int = 1,
                  speakers: Sequence[str] = (), shuffle: bool = True,
-                 num_epochs: int | None = None, prefetch_threads: int = 0):
+                 num_epochs: int | None = None, prefetch_threads: int = 0,
+                 augment: AugmentConfig | None = None):
     """Batches of fixed-length random crops (codec training), e.g. 2 s = 32000 samples.
 
     Takes a random-access `source`, the crop length, the global batch size, a seed, this
@@ -124,13 +128,19 @@ def crop_batches(source, *, crop_samples: int, global_batch_size: int, seed: int
     and make_iterator's shuffle/num_epochs/prefetch options (an incomplete last global batch
     is dropped). The crop offset of each record comes from make_iterator's per-record rng,
     seeded by (seed, global position), so batches depend only on the seed and the position.
+    With an enabled `augment` (training only) each crop is `augment_crop`'s, from the same
+    rng; without, the crops are those of the plain path, bit for bit.
     Returns a checkpointable grain iterator of batches (see the module docstring).
     """
     if crop_samples < 1:
         raise UserError(f"crop_samples must be positive, got {crop_samples}")
     table = speaker_table(speakers)
+    augmenting = augment is not None and augment.enabled
 
     def crop(example: dict, rng: np.random.Generator) -> dict:
+        if augmenting:
+            audio = augment_crop(example["audio"], crop_samples, augment, rng)
+            return _fit({**example, "audio": audio}, crop_samples, 0)
         spare = example["audio"].shape[0] - crop_samples
         offset = int(rng.integers(0, spare + 1)) if spare > 0 else 0
         return _fit(example, crop_samples, offset)

@@ -20,6 +20,8 @@ import optax
 
 from emotive.codecs import chars
 from emotive.configs.asr import AsrConfig
+from emotive.configs.augment import AugmentConfig
+from emotive.data.pipelines.augment import augment
 from emotive.data.pipelines.input import local_batch_size, make_iterator
 from emotive.errors import UserError
 from emotive.models.asr import CtcRecognizer
@@ -40,6 +42,16 @@ class _Subset:
 
     def __getitem__(self, i: int):
         return self.source[int(self.indices[i])]
+
+
+def augmented_utterance(augment_cfg: AugmentConfig):
+    """make_iterator's random_transform for training rows: each utterance augmented whole
+    before packing (speed changes its length and keeps its text, so labels stay aligned; an
+    utterance slowed past data.row_seconds is skipped for that step like any that fits no row).
+    """
+    def transform(record: dict, rng: np.random.Generator) -> dict:
+        return {**record, "audio": augment(record["audio"], augment_cfg, rng)}
+    return transform
 
 
 def _standardize(audio_T: np.ndarray) -> np.ndarray:
@@ -130,6 +142,8 @@ def make_task(cfg: AsrConfig) -> Task:
                 raise UserError(f"{data.dataset}/{split} has no utterance of at most "
                                 f"data.row_seconds={data.row_seconds} s; raise data.row_seconds")
             rows = local_batch_size(cfg.train.batch_size, process_count)
+            augmented = augmented_utterance(cfg.augment) if train and cfg.augment.enabled \
+                else None
 
             def pack(records):
                 return pack_rows(records, rows=rows, row_samples=data.row_samples,
@@ -138,7 +152,7 @@ def make_task(cfg: AsrConfig) -> Task:
             return make_iterator(_Subset(opened.source, fits), global_batch_size=records_per_batch,
                                  seed=cfg.train.seed + (0 if train else 1),
                                  process_index=process_index, process_count=process_count,
-                                 shuffle=True, batch_fn=pack)
+                                 shuffle=True, batch_fn=pack, random_transform=augmented)
         return make
 
     frames = -(-data.row_samples // enc.frame_samples)

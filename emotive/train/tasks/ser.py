@@ -62,7 +62,8 @@ def make_task(cfg: SerConfig) -> Task:
     return Task(
         name="ser",
         make_model=lambda rngs: SpeechEmotionModel(cfg.model, rngs),
-        data=crop_data(cfg, crop_samples=cfg.data.crop_samples, fields=EMOTION_LABEL_FIELDS),
+        data=crop_data(cfg, crop_samples=cfg.data.crop_samples, fields=EMOTION_LABEL_FIELDS,
+                       augment=cfg.augment),
         losses={"model": loss_fn},
         eval_fn=eval_fn,
         **audio_throughput(),

@@ -108,7 +108,7 @@ def make_task(cfg: SpeakerConfig) -> Task:
         make_model=lambda rngs: SpeakerEncoder(mcfg, rngs=rngs),
         data=DataSpec(train=crop_iterator(cfg, cfg.data.train_split, crop_samples=crop,
                                           fields=DEVICE_FIELDS, shuffle=True,
-                                          check=check_speakers),
+                                          check=check_speakers, augment=cfg.augment),
                       # Eval batches are shuffled too (same seed every time), so each batch
                       # mixes speakers instead of holding one speaker's records in file order.
                       eval=crop_iterator(cfg, cfg.data.eval_split, crop_samples=crop,

@@ -116,7 +116,7 @@ def make_task(cfg: StudentConfig) -> Task:
         name="student",
         make_model=lambda rngs: Wav2Small(cfg.model, rngs),
         data=crop_data(cfg, crop_samples=cfg.data.crop_samples, fields=TRAIN_FIELDS,
-                       eval_fields=EMOTION_LABEL_FIELDS, wrap=wrap),
+                       eval_fields=EMOTION_LABEL_FIELDS, wrap=wrap, augment=cfg.augment),
         losses={"model": loss_fn},
         eval_fn=eval_fn,
         **audio_throughput(),
