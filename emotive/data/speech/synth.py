@@ -12,7 +12,9 @@ describes them in two files:
     OUT/corpus.json      the summary build_corpus returns
 
 Splits are disjoint by speaker (test and validation speakers are never heard
-in training) and by text (each split speaks only its own texts). Each speaker
+in training) and by text (each split speaks only its own texts). The preset
+'heldout_voices' is a test split only: that of 'full' in Klatt voices that no
+preset trains on (heldout.py). Each speaker
 says each of its texts in every emotion, so within a speaker the words never
 predict the label. Given a seed the WAV bytes are identical however many
 worker processes run, because every clip draws its randomness from its own
@@ -33,11 +35,13 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scipy.signal import resample_poly
 
 from emotive.data.speech import emotions as emo
 from emotive.data.speech.espeak import SAMPLE_RATE, Synthesizer
 from emotive.data.speech.texts import TEXTS
 from emotive.data.speech.generated import frequent_words, generate_sentences, word_sequences
+from emotive.data.speech.heldout import heldout_voice_jobs
 from emotive.data.speech.voices import EXTRA_SPEAKERS, SPEAKERS, speaker_by_id
 from emotive.errors import UserError
 
@@ -90,6 +94,10 @@ PRESETS = {
     'lexicon': CorpusPreset(16, 4, 2, 22, None, 3, SPLITS, extra_speakers=24, generated_texts=6000,
                             word_texts=12000, word_list=10000),
 }
+# Test-only presets: the test split of a preset above (the value) re-spoken by voices that no
+# preset above uses (heldout.py): 'heldout_voices', 16 Klatt voices, 1,680 clips.
+HELDOUT_PRESETS = {'heldout_voices': 'full'}
+PRESET_NAMES = (*PRESETS, *HELDOUT_PRESETS)
 
 
 def render(text: str, speaker_id: str, emotion: str, intensity: int = 2,
@@ -105,8 +113,12 @@ def render(text: str, speaker_id: str, emotion: str, intensity: int = 2,
     emo.check_condition(condition)
     rng = np.random.default_rng([seed, 0xE5])
     settings = emo.espeak_settings(speaker, emotion, intensity, condition, rng)
+    if speaker.tract_scale != 1.0:  # spoken slower, then played faster (voices.Speaker)
+        settings['rate'] = int(np.clip(round(settings['rate'] / speaker.tract_scale), 80, 450))
     synthesizer = synthesizer or Synthesizer()
     x = synthesizer.synth(text, speaker.voice, seed=int(rng.integers(1, 2**31 - 1)), **settings)
+    if speaker.tract_scale != 1.0:
+        x = resample_poly(x, 100, round(100 * speaker.tract_scale))
     x = emo.gain(x, BASE_LEVEL_DB + speaker.gain_db)
     x = emo.apply_emotion(x, SAMPLE_RATE, emotion, intensity, rng)
     x = emo.apply_condition(x, SAMPLE_RATE, condition, rng)
@@ -129,8 +141,10 @@ def plan_corpus(preset: str = 'tiny', seed: int = 0) -> tuple[list[dict], dict[s
     text_index (into texts.TEXTS; None for a generated sentence, whose words
     are in 'text') and seed.
     """
+    if preset in HELDOUT_PRESETS:
+        return heldout_voice_jobs(plan_corpus(HELDOUT_PRESETS[preset], seed)[0], seed)
     if preset not in PRESETS:
-        raise UserError(f"unknown corpus preset {preset!r}; use one of {', '.join(PRESETS)}")
+        raise UserError(f"unknown corpus preset {preset!r}; use one of {', '.join(PRESET_NAMES)}")
     cfg = PRESETS[preset]
     rng = np.random.default_rng([seed, 0xC0])
     speakers = SPEAKERS[:cfg.speakers]
@@ -295,8 +309,9 @@ def build_corpus(out_dir, preset: str = 'tiny', seed: int = 0, workers: int | No
     """Render the corpus into out_dir and return its summary (also written to corpus.json).
 
     preset: 'tiny' (about 400 clips, well under a minute), 'full' (about
-    6,700 clips), 'wide' (full + 6,000 generated train clips) or 'lexicon' (wide + 12,000
-    frequent-word train clips; needs wordfreq); seed: fixes every choice and every sample; workers: processes
+    6,700 clips), 'wide' (full + 6,000 generated train clips), 'lexicon' (wide + 12,000
+    frequent-word train clips; needs wordfreq) or 'heldout_voices' (the test split of 'full'
+    in Klatt voices, heldout.py); seed: fixes every choice and every sample; workers: processes
     (None = all cores, 1 = in this process); progress: show a tqdm bar; limit:
     build only this many clips spread evenly over the plan (quick checks).
     """
@@ -356,11 +371,12 @@ def format_summary(summary: dict) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `data synth` options to an argparse parser."""
-    parser.add_argument('--preset', choices=sorted(PRESETS), default='tiny',
+    parser.add_argument('--preset', choices=sorted(PRESET_NAMES), default='tiny',
                         help='corpus size: tiny (~400 clips), full (~6,700 clips), wide '
-                             '(full + 6,000 train clips of generated sentences, 24 more voices) '
-                             'or lexicon (wide + 12,000 train clips of frequent words; needs '
-                             "the 'corpus' extra)")
+                             '(full + 6,000 train clips of generated sentences, 24 more voices), '
+                             'lexicon (wide + 12,000 train clips of frequent words; needs '
+                             "the 'corpus' extra), or heldout_voices (test split only: full's "
+                             "1,680 test clips in 16 Klatt voices that no preset trains on)")
     parser.add_argument('--out', required=True, help='output directory (new, empty, or an old corpus)')
     parser.add_argument('--seed', type=int, default=0, help='seed for every random choice (default 0)')
     parser.add_argument('--workers', type=int, default=None,
@@ -377,7 +393,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: `emotive data synth --preset tiny|full|wide|lexicon --out DIR [--seed S] [--workers N]`."""
+    """Command line: `emotive data synth --preset NAME --out DIR [--seed S] [--workers N]`."""
     parser = argparse.ArgumentParser(prog='emotive data synth', description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
