@@ -7,7 +7,9 @@ loudness normalised; a missing, unreadable, empty, silent, too short, too long (
 --max-seconds) or non-finite file is a one-line error. Files of any length work: past 16 s
 the recogniser runs in 12 s windows with 2 s of context (emotive.infer.asr). One file
 prints its text; several print "PATH<TAB>TEXT" lines, in the order given. Text is
-normalised: lower case, no punctuation.
+normalised: lower case, no punctuation. A phoneme recogniser (trained with
+`--set model.targets=phonemes`) prints eSpeak-style IPA instead: "_" between the phonemes of
+a word, " " between words ("ð_ə k_æ_t s_æ_t").
 """
 
 from __future__ import annotations

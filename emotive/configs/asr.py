@@ -85,10 +85,14 @@ class AsrModelConfig:
     `upsample` > 1 lets the head emit that many label slots per encoder frame (one Dense to
     upsample * 39 logits, read as consecutive slots), so the transformer can run at 40 ms
     frames (half the cost of 20 ms) while CTC still gets 20 ms slots for fast speech.
+    `targets="phonemes"` makes the CTC targets eSpeak's phonemes of the transcript, with word
+    boundaries (emotive.data.speech.phoneme_targets; 101 ids): a model for forced alignment,
+    which transcribes to IPA and is scored by phoneme error rate.
     """
 
     encoder: MelEncoderConfig = MelEncoderConfig()
     upsample: int = 1
+    targets: str = "chars"  # "chars" or "phonemes"
 
     @property
     def slot_samples(self) -> float:
@@ -98,6 +102,8 @@ class AsrModelConfig:
     def validate(self) -> None:
         if self.upsample < 1:
             raise UserError(f"model.upsample must be >= 1, got {self.upsample}")
+        if self.targets not in ("chars", "phonemes"):
+            raise UserError(f"model.targets must be 'chars' or 'phonemes', got {self.targets!r}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,9 @@
 Decoding is greedy CTC (best class per frame, repeats merged, blanks dropped) unless a
 `BeamDecoder` is given (prefix beam search, optionally with character and word n-gram
 language models fitted on the training split's texts; emotive.infer.ctc_decode). Held-out
-CER/WER is `emotive eval asr` (emotive.evals.asr).
+CER/WER is `emotive eval asr` (emotive.evals.asr). A phoneme model (`model.targets=phonemes`)
+decodes greedily to eSpeak-style IPA ("ð_ə k_æ_t": "_" inside a word, " " between words;
+emotive.data.speech.phoneme_targets), and `emotive eval asr` gives its PER.
 
 Audio longer than one window of `rec.chunking` (12 s + 2 x 2 s of context by default) runs
 in windows aligned to encoder frames, a few at a time (`emotive.infer.chunking`): each
@@ -24,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from emotive.codecs.chars import ctc_greedy_texts
+from emotive.data.speech.phoneme_targets import ctc_greedy_phonemes
+from emotive.errors import UserError
 from emotive.infer.chunking import Chunking, chunked_apply
 from emotive.infer.ctc_decode import BeamDecoder
 from emotive.infer.predictor import Predictor
@@ -64,10 +68,21 @@ class Recognizer(Predictor):
             frame=self.cfg.model.encoder.frame_samples, per_frame=self.cfg.model.upsample)
         return out, slots_B
 
+    @property
+    def phonemes(self) -> bool:
+        """Whether this recogniser transcribes to phonemes (`model.targets=phonemes`)."""
+        return self.cfg.model.targets == "phonemes"
+
     def transcribe(self, audio_BxT, lengths_B=None, decoder: BeamDecoder | None = None
                    ) -> list[str]:
-        """Transcripts (normalised text) of float audio [B, T] at 16 kHz with valid lengths
-        [B] (default: whole rows): greedy CTC, or the given beam decoder's."""
+        """Transcripts of float audio [B, T] at 16 kHz with valid lengths [B] (default: whole
+        rows): normalised text (greedy CTC, or the given beam decoder's), or for a phoneme
+        model its phoneme strings (greedy only)."""
+        if self.phonemes:
+            if decoder is not None:
+                raise UserError("a phoneme recogniser decodes greedily: the beam search and "
+                                "its language models are for characters; drop --beam")
+            return ctc_greedy_phonemes(*self.per_slot(_best_path, audio_BxT, lengths_B))
         if decoder is not None:
             return decoder.decode(*self.per_slot(_log_probs, audio_BxT, lengths_B))
         return ctc_greedy_texts(*self.per_slot(_best_path, audio_BxT, lengths_B))

@@ -7,7 +7,8 @@ transformer. Padding and packed utterances are described by sample-level segment
 utterances of a row); an output frame j takes the id of the sample at its start,
 j * frame_samples, and attention stays inside a segment.
 
-CtcRecognizer: MelEncoder -> Dense to `upsample` slots x 39 character ids (blank 0) -> fp32
+CtcRecognizer: MelEncoder -> Dense to `upsample` slots x the target vocabulary (`vocab_size`:
+39 character ids, or 101 phoneme symbols with `targets="phonemes"`; blank 0 in both) -> fp32
 logits.
 """
 
@@ -18,13 +19,20 @@ import jax.numpy as jnp
 from flax import nnx
 
 from emotive.codecs.audio import log_mel_spectrogram
-from emotive.codecs.chars import VOCAB_SIZE
+from emotive.codecs import chars, phonemes
 from emotive.configs.asr import SAMPLE_RATE, AsrModelConfig, MelEncoderConfig
 from emotive.models.codec import Conv
 from emotive.models.layers import Dense, dtype_of
 from emotive.models.transformer import Transformer
 
 NORM_EPS = 1e-5
+assert chars.BLANK == phonemes.PAD == 0  # the CTC blank of either target vocabulary
+
+
+def vocab_size(cfg: AsrModelConfig) -> int:
+    """CTC classes of the head: emotive.codecs.chars's 39, or the 101 of the phoneme
+    inventory (emotive.codecs.phonemes.INVENTORY, its <pad> the blank)."""
+    return chars.VOCAB_SIZE if cfg.targets == "chars" else len(phonemes.INVENTORY)
 
 
 def segments_from_lengths(lengths_B, num_samples: int) -> jax.Array:
@@ -114,23 +122,24 @@ class MelEncoder(nnx.Module):
 
 
 class CtcRecognizer(nnx.Module):
-    """Waveforms -> character logits for CTC (emotive.codecs.chars layout, blank 0), with
-    `cfg.upsample` label slots per encoder frame."""
+    """Waveforms -> CTC logits over characters (emotive.codecs.chars layout) or phonemes
+    (`cfg.targets`), blank 0, with `cfg.upsample` label slots per encoder frame."""
 
     def __init__(self, cfg: AsrModelConfig, *, rngs: nnx.Rngs):
         self.upsample = cfg.upsample
+        self.vocab_size = vocab_size(cfg)
         self.encoder = MelEncoder(cfg.encoder, rngs=rngs)
         t = cfg.encoder.transformer
-        self.head = Dense(t.d_model, (cfg.upsample, VOCAB_SIZE), in_axes="embed",
+        self.head = Dense(t.d_model, (cfg.upsample, self.vocab_size), in_axes="embed",
                           out_axes=(None, None), rngs=rngs, use_bias=True,
                           dtype=dtype_of(t.dtype), param_dtype=dtype_of(t.param_dtype))
 
     def __call__(self, audio_BxT, lengths_B=None, *, segment_ids_BxT=None, rng=None):
-        """Returns dict(logits fp32 [B, S, 39], frame_segments int32 [B, S] (0 = padding)),
-        S = encoder frames * upsample label slots."""
+        """Returns dict(logits fp32 [B, S, V], frame_segments int32 [B, S] (0 = padding)),
+        S = encoder frames * upsample label slots, V = vocab_size(cfg)."""
         hidden, frame_seg = self.encoder(audio_BxT, lengths_B, segment_ids_BxT=segment_ids_BxT,
                                          rng=rng)
         logits_BxNxUxV = self.head(hidden).astype(jnp.float32)
         b, n = frame_seg.shape
-        return {"logits": logits_BxNxUxV.reshape(b, n * self.upsample, VOCAB_SIZE),
+        return {"logits": logits_BxNxUxV.reshape(b, n * self.upsample, self.vocab_size),
                 "frame_segments": jnp.repeat(frame_seg, self.upsample, axis=1)}

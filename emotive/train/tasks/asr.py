@@ -5,7 +5,10 @@ to many seconds, so each row packs several whole utterances (`pack_rows`): every
 round(batch_size * records_per_row) random utterances, each standardised on its own (zero
 mean, unit variance), and places them longest first into the first row with room for both
 its samples and its characters. Segment ids keep attention inside each utterance; the row's
-CTC target is the utterances' texts joined by one space, in row order.
+CTC target is the utterances' texts joined by one space, in row order. With
+`model.targets=phonemes` the targets are eSpeak's phonemes of each text instead (in the
+speaker's accent for a corpus speaker; emotive.data.speech.phoneme_targets), joined by a
+word boundary; they are phonemised as rows are packed and cached per text.
 
 Loss: optax.ctc_loss summed over rows and divided by the number of target characters
 (nats per character). Periodic eval reports the same loss on packed rows of the held-out
@@ -18,13 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from emotive.codecs import chars
+from emotive.codecs import chars, phonemes
 from emotive.configs.asr import AsrConfig
 from emotive.configs.augment import AugmentConfig
 from emotive.data.pipelines.augment import augment
 from emotive.data.pipelines.input import local_batch_size, make_iterator
+from emotive.data.speech.phoneme_targets import PhonemeTargets, speaker_voice
 from emotive.errors import UserError
-from emotive.models.asr import CtcRecognizer
+from emotive.models.asr import CtcRecognizer, vocab_size
 from emotive.models.transformer import train_flops
 from emotive.train.losses import audio_throughput
 from emotive.train.task import DataSpec, Task
@@ -62,17 +66,32 @@ def _standardize(audio_T: np.ndarray) -> np.ndarray:
     return x / np.sqrt(np.mean(np.square(x)) + 1e-7)
 
 
-def pack_rows(records: list[dict], *, rows: int, row_samples: int, max_labels: int) -> dict:
+def char_labels(records: list[dict]) -> list[np.ndarray]:
+    """The character ids (emotive.codecs.chars) of each record's `text` (str or bytes)."""
+    return [chars.encode(r["text"].decode() if isinstance(r["text"], bytes) else r["text"])
+            for r in records]
+
+
+def phoneme_labels(targets: PhonemeTargets):
+    """labels_of for pack_rows: each record's phoneme targets, in its speaker's accent."""
+    def labels_of(records: list[dict]) -> list[np.ndarray]:
+        return targets.encode_many([r["text"] for r in records],
+                                   [speaker_voice(r.get("speaker", "")) for r in records])
+    return labels_of
+
+
+def pack_rows(records: list[dict], *, rows: int, row_samples: int, max_labels: int,
+              labels_of=char_labels, separator: int = chars.SPACE) -> dict:
     """Packs utterances (dicts with `audio` [T] and `text`) into `rows` fixed-length rows.
 
+    labels_of(records) gives each record's target ids (default: characters), and
+    `separator` goes between the targets of two utterances in a row (phonemes: WORD).
     Returns numpy arrays: audio float32 [R, L], segment_ids int32 [R, L] (utterance k of a
     row is k + 1, padding 0), labels int32 [R, max_labels] (0-padded), label_length int32
     [R], utterances int32 [R] (how many each row holds) and valid_samples int32 [R].
     """
     items = []
-    for record in records:
-        text = record["text"]
-        labels = chars.encode(text.decode() if isinstance(text, bytes) else text)
+    for record, labels in zip(records, labels_of(records)):
         audio = np.asarray(record["audio"])
         if 0 < labels.size <= max_labels and 0 < audio.shape[0] <= row_samples:
             items.append((audio, labels))
@@ -91,7 +110,7 @@ def pack_rows(records: list[dict], *, rows: int, row_samples: int, max_labels: i
                 audio_RxL[r, start:start + n] = _standardize(audio)
                 seg_RxL[r, start:start + n] = count[r] + 1
                 if count[r]:
-                    labels_RxU[r, pos - 1] = chars.SPACE
+                    labels_RxU[r, pos - 1] = separator
                 labels_RxU[r, pos:pos + labels.size] = labels
                 label_length[r] = pos + labels.size
                 filled[r] += n
@@ -117,6 +136,9 @@ def ctc_loss_per_char(logits_BxNxV, frame_seg_BxN, labels_BxU, label_length_B):
 def make_task(cfg: AsrConfig) -> Task:
     data, enc = cfg.data, cfg.model.encoder
     records_per_batch = max(1, round(cfg.train.batch_size * data.records_per_row))
+    targets = {}  # pack_rows' defaults: characters
+    if cfg.model.targets == "phonemes":  # phonemised as batches are packed, cached per text
+        targets = dict(labels_of=phoneme_labels(PhonemeTargets()), separator=phonemes.WORD)
 
     def forward(model, batch, rng=None):
         out = model(batch["audio"], segment_ids_BxT=batch["segment_ids"], rng=rng)
@@ -147,7 +169,7 @@ def make_task(cfg: AsrConfig) -> Task:
 
             def pack(records):
                 return pack_rows(records, rows=rows, row_samples=data.row_samples,
-                                 max_labels=data.max_labels)
+                                 max_labels=data.max_labels, **targets)
 
             return make_iterator(_Subset(opened.source, fits), global_batch_size=records_per_batch,
                                  seed=cfg.train.seed + (0 if train else 1),
@@ -164,7 +186,7 @@ def make_task(cfg: AsrConfig) -> Task:
         losses={"model": loss_fn},
         eval_fn=eval_fn,
         flops_per_step=train_flops(enc.transformer, cfg.train.batch_size, frames,
-                                   head_params=enc.transformer.d_model * chars.VOCAB_SIZE
+                                   head_params=enc.transformer.d_model * vocab_size(cfg.model)
                                    * cfg.model.upsample),
         **audio_throughput("valid_samples"),
     )
@@ -173,11 +195,13 @@ def make_task(cfg: AsrConfig) -> Task:
 def report_after_training(cfg: AsrConfig, summary: dict) -> str:
     ev = summary.get("eval", {})
     ckpt = summary["checkpoint_dir"]
+    unit, rates = ("phoneme", "PER") if cfg.model.targets == "phonemes" else ("character",
+                                                                             "CER/WER")
     return "\n".join([
         f"asr: eval CTC loss on {cfg.data.eval_split} (held-out speakers and texts) "
-        f"{ev.get('loss', float('nan')):.3f} nats/character",
+        f"{ev.get('loss', float('nan')):.3f} nats/{unit}",
         f"checkpoints: {ckpt}",
-        f"CER/WER per condition: emotive eval asr --ckpt {ckpt} --data-dir {cfg.data.data_dir} "
+        f"{rates} per condition: emotive eval asr --ckpt {ckpt} --data-dir {cfg.data.data_dir} "
         "--split test",
         f"transcribe a file: emotive transcribe IN.wav --ckpt {ckpt}",
         f"TensorBoard logs: {summary['tensorboard_dir']}",
