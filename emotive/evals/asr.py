@@ -23,7 +23,7 @@ from emotive.errors import UserError
 from emotive.evals.common import by_condition, clip_batches, corpus_rates, write_report
 from emotive.infer.asr import Recognizer
 from emotive.infer.ctc_decode import BeamDecoder
-from emotive.metrics.recognition import edit_distance
+from emotive.metrics.recognition import edit_distance, wrong_text_cer
 
 
 def phoneme_rates(refs: list[str], hyps: list[str]) -> dict:
@@ -32,6 +32,16 @@ def phoneme_rates(refs: list[str], hyps: list[str]) -> dict:
     edits = sum(edit_distance(phones(r), phones(h)) for r, h in zip(refs, hyps, strict=True))
     count = sum(len(phones(r)) for r in refs)
     return {"phone_edits": edits, "phones": count, "per": edits / max(count, 1)}
+
+
+def _chance(refs: list[str], hyps: list[str], phonemes: bool) -> dict:
+    """What the recogniser scores against the wrong texts: each hypothesis against another
+    clip's (different) reference. A judge must score far better against the right ones."""
+    if phonemes or len(set(refs)) < 2:
+        return {}
+    return {"wrong_text_cer": wrong_text_cer(refs, hyps),
+            "protocol": "each hypothesis scored against another clip's different text (a "
+                        "seeded derangement); corpus CER"}
 
 
 def _speaker_name(batch: dict, row: int, speakers: tuple[str, ...]) -> str:
@@ -80,6 +90,7 @@ def evaluate(rec: Recognizer, data_dir, split: str = "test", *, dataset: str = "
     report = {"split": split, "dataset": dataset, "step": rec.step, "utterances": len(records),
               "decoding": decoder.describe() if decoder is not None else {"method": "greedy"},
               "overall": rates(refs, hyps), "per_condition": per_condition,
+              "chance": _chance(refs, hyps, rec.phonemes),
               "normalisation": normalisation,
               "examples": [{"id": r["id"], "ref": ref, "hyp": r["hyp"]}
                            for r, ref in zip(records[:10], shown)]}
@@ -103,6 +114,9 @@ def format_report(report: dict) -> str:
         return "\n".join(lines)
     lines = [f"asr on {report['dataset']}/{report['split']} ({report['utterances']} utterances, "
              f"step {report['step']}): CER {100 * o['cer']:.2f}%  WER {100 * o['wer']:.2f}%"]
+    chance = report.get("chance", {}).get("wrong_text_cer")
+    if chance is not None:
+        lines.append(f"  against other clips' texts (chance): CER {100 * chance:.2f}%")
     for c, m in report["per_condition"].items():
         lines.append(f"  {c:<10} {m['utterances']:>5} utt  CER {100 * m['cer']:6.2f}%  "
                      f"WER {100 * m['wer']:6.2f}%")

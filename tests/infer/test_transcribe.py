@@ -123,3 +123,16 @@ def test_asr_eval_with_a_beam_and_a_language_model(recognizer_dir, data_dir, tmp
     for flag in ("--lm-order", "--word-lm-order"):  # a language model without a beam
         assert cli.main(args + [flag, "3"]) == 2
         assert f"{flag} needs a beam search" in capsys.readouterr().err
+
+
+def test_the_asr_report_states_its_chance_level(recognizer_dir, data_dir, tmp_path):
+    """A random recogniser says nothing in particular: it scores about as well against other
+    clips' texts as against the right ones (both near 100% CER)."""
+    from emotive.metrics.recognition import wrong_text_cer
+
+    report = asr_eval.evaluate(load_recognizer(recognizer_dir), data_dir, "test", batch_size=8,
+                               out_dir=tmp_path)
+    chance = report["chance"]["wrong_text_cer"]
+    assert chance == pytest.approx(report["overall"]["cer"], abs=0.15)
+    refs = [e["ref"] for e in report["examples"]]
+    assert wrong_text_cer(refs, refs) > 0.5  # the right transcripts, scored on wrong texts
