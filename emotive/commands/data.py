@@ -1,6 +1,6 @@
 """`emotive data SUBCOMMAND`: build datasets.
 
-    emotive data synth --preset tiny|full --out DIR [--seed S] [--workers N]
+    emotive data synth --preset tiny|full|wide|lexicon|heldout_voices --out DIR [--seed S] [--workers N]
     emotive data motion --preset tiny|full --speech DIR --out DIR [--seed S] [--workers N]
     emotive data build emotive_speech|audio_folder|ravdess|crema_d|esd|libritts_r|beat2|amass \
         --src DIR --out DATA_DIR
