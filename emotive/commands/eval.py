@@ -134,6 +134,16 @@ def run_split_eval(kind: str, args, predictor=None, evaluate=None) -> int:
     return 0
 
 
+def text_recognizer(ckpt):
+    """The asr predictor of `ckpt`, refused in one line when it writes phonemes (it cannot
+    score a text's CER)."""
+    rec = registry.load_predictor("asr", ckpt)
+    if rec.phonemes:
+        raise UserError(f"{ckpt} is a phoneme recogniser (model.targets=phonemes): it cannot "
+                        "score text; judge with a character model")
+    return rec
+
+
 def label_report(out_dir, label: str) -> None:
     """Adds `dataset_label` to out_dir/report.json: cards name the data by it."""
     import json
@@ -200,7 +210,7 @@ def _run_tts(kind: str, args) -> int:
     lm = registry.load_predictor("tts", args.ckpt)
     emotion_model = registry.load_predictor("ser", args.ser)
     codec = registry.load_predictor("codec", args.codec)
-    recognizer = registry.load_predictor("asr", args.asr)
+    recognizer = text_recognizer(args.asr)
     out_dir = args.out or eval_dir(args.ckpt, kind, args.split, lm.step)
     report = tts.evaluate(lm, codec, recognizer, emotion_model,
                           args.data_dir or codec.cfg.data.data_dir, args.split,
@@ -235,7 +245,7 @@ def _run_search(kind: str, args) -> int:
     lm = registry.load_predictor("tts", args.ckpt)
     codec = registry.load_predictor("codec", args.codec)
     verifiers = load_verifiers(opts["ckpts"], opts["weights"] or None)
-    judges = search.Judges(registry.load_predictor("asr", args.judge_asr),
+    judges = search.Judges(text_recognizer(args.judge_asr),
                            registry.load_predictor("ser", args.judge_ser))
     out_dir = args.out or eval_dir(args.ckpt, kind, args.split, lm.step)
     report = search.evaluate(

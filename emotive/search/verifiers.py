@@ -202,7 +202,11 @@ def load_verifier(kind: str, ckpt) -> Verifier:
     if kind == "speaker":
         return SpeakerVerifier(SpeakerEmbedder.load(ckpt))
     if kind == "intelligibility":
-        return IntelligibilityVerifier(Recognizer.load(ckpt))
+        rec = Recognizer.load(ckpt)
+        if rec.phonemes:
+            raise UserError(f"{ckpt} is a phoneme recogniser (model.targets=phonemes): "
+                            "intelligibility needs a character model")
+        return IntelligibilityVerifier(rec)
     raise UserError(f"unknown verifier {kind!r}; use one of {', '.join(KINDS)}")
 
 

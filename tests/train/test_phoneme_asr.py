@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 from flax import nnx
 
+from emotive.errors import UserError
 from emotive import cli, configs
 from emotive.codecs import phonemes
 from emotive.configs import base
@@ -127,3 +128,13 @@ def test_eval_reports_per(phoneme_run, tiny_speech_data, tmp_path, capsys):
     assert cli.main(args) == 0 and "PER" in capsys.readouterr().out
     assert cli.main(args + ["--beam", "4"]) == 2
     assert "greedily" in capsys.readouterr().err
+
+
+def test_a_phoneme_recogniser_never_judges_or_verifies_text(phoneme_run):
+    from emotive.commands.eval import text_recognizer
+    from emotive.search.verifiers import load_verifier
+
+    with pytest.raises(UserError, match="phoneme recogniser"):
+        text_recognizer(phoneme_run)
+    with pytest.raises(UserError, match="phoneme recogniser"):
+        load_verifier("intelligibility", phoneme_run)
