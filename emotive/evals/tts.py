@@ -23,6 +23,7 @@ import numpy as np
 from emotive.configs.common import SAMPLE_RATE
 from emotive.data.speech.emotions import EMOTIONS
 from emotive.evals.common import corpus_rates, plot_mel_grid, write_report
+from emotive.metrics.recognition import wrong_text_cer
 from emotive.infer.predictor import pad_rows
 from emotive.search.verifiers import EmotionVerifier, IntelligibilityVerifier
 
@@ -107,6 +108,8 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
             labels += list(emotion.categories(batch, lengths))
         preds[name] = np.array(labels)
         report["intelligibility"][name] = corpus_rates(refs, hyps)
+        if len(set(refs)) > 1:  # the judge's chance level: the same transcripts, wrong texts
+            report["intelligibility"][name]["wrong_text_cer"] = wrong_text_cer(refs, hyps)
         report["emotion_accuracy"][name] = float(np.mean(preds[name] == truth)) if clips else 0.0
         if name == "tts":
             report["examples"] = [{"id": c["id"], "text": c["text"], "tts_heard": h}
@@ -129,10 +132,13 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
 def format_report(report: dict) -> str:
     lines = [f"tts eval on {report['split']} ({report['clips']} held-out clips, tts step "
              f"{report['tts_step']}, codec step {report['codec_step']})",
-             f"{'version':<12}{'CER':>8}{'WER':>8}{'emotion acc':>13}"]
+             f"{'version':<12}{'CER':>8}{'WER':>8}{'emotion acc':>13}"
+             f"{'CER vs wrong texts':>20}"]
     for name, r in report["intelligibility"].items():
+        chance = r.get("wrong_text_cer")
         lines.append(f"{name:<12}{100 * r['cer']:>7.1f}%{100 * r['wer']:>7.1f}%"
-                     f"{100 * report['emotion_accuracy'][name]:>12.1f}%")
+                     f"{100 * report['emotion_accuracy'][name]:>12.1f}%"
+                     + (f"{100 * chance:>19.1f}%" if chance is not None else ""))
     lines.append(f"{'emotion':<12}{'clips':>6}{'original':>10}{'resynth':>9}{'tts':>7}")
     for e, r in report["per_emotion"].items():
         lines.append(f"{e:<12}{r['clips']:>6}{100 * r['accuracy_original']:>9.0f}%"

@@ -193,6 +193,9 @@ def test_eval_tts_reports_every_version_per_emotion_and_plots(runs, tmp_path, mo
     assert report["per_emotion"]["sad"]["accuracy_original"] == 0.0
     assert report["emotion_accuracy"]["tts"] == 2 / 3
     assert 0.0 < report["intelligibility"]["original"]["cer"] < 1.0
+    # A judge that hears the same words in every clip scores the wrong texts exactly as well.
+    original = report["intelligibility"]["original"]
+    assert original["wrong_text_cer"] == pytest.approx(original["cer"])
     assert len(list((tmp_path / "eval" / "wavs").glob("*-tts.wav"))) == 3
     assert (tmp_path / "eval" / "spectrograms.png").stat().st_size > 0
     assert "happy" in tts_eval.format_report(report)
