@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 def load(path, **options):
     """The predictor of a release bundle or a training run, whatever its family, in one line.
 
-        ser = emotive.load("releases/ser-base")          # EmotionPredictor: .predict(audio)
+        ser = emotive.load("releases/ser-judge")          # EmotionPredictor: .predict(audio)
         asr = emotive.load("runs/asr-base")              # Recognizer: .transcribe(audio)
         tts = emotive.load("releases/tts", codec="releases/codec")   # TTSPipeline
         tts = emotive.load("releases/tts-small")         # a TTS bundle holding codec/

@@ -1,7 +1,7 @@
 """`emotive bundle verify DIR` and `emotive bundle info DIR`: check or describe a release bundle.
 
-    emotive bundle verify releases/ser-base     # every file against SHA256SUMS; exit 2 if not
-    emotive bundle info releases/ser-base       # family, parameters, dtype, files, metrics
+    emotive bundle verify releases/ser-judge     # every file against SHA256SUMS; exit 2 if not
+    emotive bundle info releases/ser-judge       # family, parameters, dtype, files, metrics
 
 A changed, missing or extra file is a one-line error naming it (exit status 2). `info`
 verifies first too, then prints what the bundle holds and the metrics its card states.

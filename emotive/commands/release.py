@@ -1,9 +1,9 @@
 """`emotive release RUN OUT`: a trained run -> a self-verifying bundle with a model card.
 
-    emotive release runs/ser-base releases/ser-base --eval runs/ser-base/eval-ser-test-3000
+    emotive release runs/ser-base releases/ser-judge --eval runs/ser-base/eval-ser-test-3000
     emotive release runs/tts-small releases/tts-small --dtype bfloat16 --codec runs/codec-base
     emotive release runs/tts-small releases/tts-small-hf --codec runs/codec-base --hf-llama
-    emotive bundle verify releases/ser-base
+    emotive bundle verify releases/ser-judge
 
 RUN is a training workdir (its newest checkpoint), its checkpoints/ or a step folder. OUT
 is a new folder: model.safetensors (parameters and batch-norm statistics only; shards and

@@ -1,6 +1,6 @@
 """`emotive release`: a trained run -> a self-verifying bundle with a model card.
 
-    release("runs/ser-base", "releases/ser-base", eval_reports=["runs/ser-base/eval-ser-test-3000"])
+    release("runs/ser-base", "releases/ser-judge", eval_reports=["runs/ser-base/eval-ser-test-3000"])
     release("runs/tts-small", "releases/tts-small", dtype="bfloat16", codec="runs/codec-base")
 
 The bundle (format: emotive.infer.bundle) holds the released module's parameters and

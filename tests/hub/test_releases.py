@@ -26,7 +26,7 @@ CARDS = sorted(p for p in RELEASES.rglob(bundle.CARD_FILE) if bundle.is_bundle(p
 
 def test_the_releases_are_there_and_under_the_cap():
     names = {p.name for p in BUNDLES}
-    assert {"tts-small", "ser-base", "student-base", "asr-base", "speaker-base"} <= names
+    assert {"tts-small", "ser-judge", "ser-verifier", "student", "asr-judge", "speaker"} <= names
     total = sum(f.stat().st_size for f in RELEASES.rglob("*") if f.is_file())
     assert total < 60e6
 
@@ -42,13 +42,13 @@ def test_recognisers_load_in_one_line_and_run():
     t = np.arange(16000) / 16000
     audio = (0.3 * np.sin(2 * np.pi * 180 * t) * np.clip(np.sin(2 * np.pi * 3 * t), 0, None)
              ).astype(np.float32)[None]
-    out = emotive.load(RELEASES / "ser-base").predict(audio)
+    out = emotive.load(RELEASES / "ser-judge").predict(audio)
     assert out["probs"].shape == (1, 8) and np.isclose(out["probs"].sum(), 1, atol=1e-4)
-    student = emotive.load(RELEASES / "student-base").predict(audio)
+    student = emotive.load(RELEASES / "student").predict(audio)
     assert student["adv"].shape == (1, 3) and np.isfinite(student["adv"]).all()
-    emb = emotive.load(RELEASES / "speaker-base").embed(audio)
+    emb = emotive.load(RELEASES / "speaker").embed(audio)
     assert np.isclose(np.linalg.norm(emb), 1, atol=1e-4)
-    assert isinstance(emotive.load(RELEASES / "asr-base").transcribe(audio)[0], str)
+    assert isinstance(emotive.load(RELEASES / "asr-judge").transcribe(audio)[0], str)
 
 
 def test_every_bundle_has_a_card():
@@ -87,7 +87,8 @@ def test_the_card_writer_gives_each_committed_front_matter(path):
             (r.metric_type, r.metric_name, r.metric_value))
     reports = [{"dataset": dataset, "split": split, "metrics": metrics}
                for (dataset, split), metrics in grouped.items()]
-    written = card_data(path.parent.name, cfg.task, cfg, reports).to_dict()
+    written = card_data(path.parent.name, cfg.task, cfg, reports,
+                        bundle.bundle_role(path.parent)).to_dict()
     assert written == bundle.card_metadata(path.parent)
 
 
@@ -128,7 +129,7 @@ def test_a_written_card_round_trips_its_metrics(tmp_path):
 
 
 def test_an_emotion_model_takes_one_clip_at_any_rate_and_names_its_results():
-    ser = emotive.load(RELEASES / "ser-base")
+    ser = emotive.load(RELEASES / "ser-judge")
     t = np.arange(22050) / 22050
     clip = (0.3 * np.sin(2 * np.pi * 180 * t) * np.clip(np.sin(2 * np.pi * 3 * t), 0, None)
             ).astype(np.float32)
@@ -146,3 +147,14 @@ def test_an_emotion_model_takes_one_clip_at_any_rate_and_names_its_results():
         ser.predict(np.zeros((1, 2, 16000), np.float32))
     with pytest.raises(UserError, match="sample_rate"):
         ser.predict(clip, sample_rate=0)
+
+
+def test_the_recognisers_state_their_roles():
+    roles = {p.name: bundle.bundle_role(p) for p in BUNDLES}
+    assert roles["asr-judge"] == roles["ser-judge"] == "judge"
+    assert roles["ser-verifier"] == roles["student"] == "verifier"
+    assert roles["speaker"] == "product"
+    # The judges were trained with another seed than anything they judge or guide.
+    seeds = {name: bundle.read_config(RELEASES / name).train.seed for name in roles}
+    assert seeds["asr-judge"] == seeds["ser-judge"] == 1
+    assert 1 not in {seeds["ser-verifier"], seeds["student"]}

@@ -1,8 +1,8 @@
 """Release bundles: a self-verifying folder of safetensors, config.json and a model card.
 
-    verify_bundle("releases/ser-base")                 # every file against SHA256SUMS
-    cfg, params, rest = read_bundle("releases/ser-base", task="ser")
-    loaded = load_trained("releases/ser-base", task="ser")   # the same, as a model
+    verify_bundle("releases/ser-judge")                 # every file against SHA256SUMS
+    cfg, params, rest = read_bundle("releases/ser-judge", task="ser")
+    loaded = load_trained("releases/ser-judge", task="ser")   # the same, as a model
 
 A bundle (written by `emotive release`, emotive/hub/release.py) holds
 

@@ -1,8 +1,8 @@
 """What a bundle holds, as `emotive bundle info` prints it: the weights' summary, and the model
 card's front matter and metrics read with huggingface_hub's `ModelCard`.
 
-    summary("releases/ser-base")        # task, parameter count and bytes, dtypes, files
-    card_metrics("releases/ser-base")   # [{task, dataset, split, type, name, value}]
+    summary("releases/ser-judge")        # task, parameter count and bytes, dtypes, files
+    card_metrics("releases/ser-judge")   # [{task, dataset, split, type, name, value}]
 """
 
 from __future__ import annotations

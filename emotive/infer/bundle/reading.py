@@ -1,6 +1,6 @@
 """Reading a verified bundle into the family's model: tensor names, config, every tensor checked.
 
-    cfg, params, rest = read_bundle("releases/ser-base", task="ser")   # pure dicts
+    cfg, params, rest = read_bundle("releases/ser-judge", task="ser")   # pure dicts
     graphdef, params_state, rest_state = abstract_parts(cfg)          # what they fill
 
 Tensor names are "params/<dotted path>" and "rest/<dotted path>" (non-parameter variables:
