@@ -109,9 +109,8 @@ CARDS: dict[str, Card] = {
     "asr": Card(
         "CTC speech recogniser", "automatic-speech-recognition",
         "automatic-speech-recognition", ("automatic-speech-recognition", "ctc"),
-        (("cer", "CER (greedy)", ("overall", "cer")),
-         ("wer", "WER (greedy)", ("overall", "wer")),
-         ("cer", "CER against other clips' texts (chance)", ("chance", "wrong_text_cer"))),
+        (("cer", "CER (greedy)", ("overall", "cer")), ("wer", "WER (greedy)",
+                                                      ("overall", "wer"))),
         ("emotive transcribe in.wav --ckpt {b}",),
         "asr = emotive.load({b!r}); texts = asr.transcribe(audio_BxT)",
         _SYNTHETIC + " Lower-case characters without punctuation; the figures are greedy "
