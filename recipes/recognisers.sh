@@ -50,3 +50,8 @@ release speaker speaker product
 [ -f $R/tts-eval/report.json ] || emotive eval tts --ckpt $OUT/tts-small --codec \
   $OUT/tts-small/codec --asr $OUT/asr-judge --ser $OUT/ser-judge --data-dir $D --split test \
   --limit 64 --out $R/tts-eval
+# Search re-measured by the new judges (16 test requests; the verifier is not a judge).
+[ -f $R/search-eval/report.json ] || emotive eval search --ckpt $OUT/tts-small \
+  --codec $OUT/tts-small/codec --verifier emotion=$OUT/ser-verifier --judge-asr $OUT/asr-judge \
+  --judge-ser $OUT/ser-judge --strategies best_of_n --budgets 1,4,16 --limit 16 --split test \
+  --data-dir $D --out $R/search-eval
