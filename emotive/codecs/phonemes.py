@@ -370,6 +370,11 @@ class PhonemeTokenizer:
                        _Result(tuple(ids), found[1], tuple(dict.fromkeys(unknown))))
         return out
 
+    def split_symbols(self, name: str) -> list[str]:
+        """One eSpeak phone name -> its symbols, the longest inventory symbols first (a
+        character none covers stays as it is)."""
+        return self._split.findall(name)
+
     def _word_ids(self, word: str, unknown: list[str]) -> list[int]:
         """One word of eSpeak IPA -> ids: each "_"-separated name split greedily into the
         longest inventory symbols; characters none covers become <unk> (and are noted)."""

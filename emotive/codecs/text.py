@@ -17,6 +17,12 @@ With Llama 3's tokenizer (T = 128,256) and X-codec2's K = 65,536 the first 193,8
 exactly Llasa's, so a public Llasa checkpoint loads through `import_hf_llama` and is extended
 by appending rows for the tags. SPEECH_GENERATION_END is the stop token.
 
+Layout "ella_v" (ELLA-V, arXiv 2401.07333; phoneme front end only) keeps every id above and
+makes the last text id, which the phoneme inventory leaves unused, the end-of-phoneme token
+EOP (`eop`). Its documents are built by `emotive.data.pipelines.ella`: the prompt, then each
+phoneme unit (`phone_units`: the phonemes, word boundaries and pauses, stress marks left to
+the prompt) followed by its codes and EOP, then SPEECH_GENERATION_END.
+
 A prompt (`prompt_ids`) follows Llasa: "Convert the text to speech:" TEXT_UNDERSTANDING_START
 text TEXT_UNDERSTANDING_END [emotion tag] [speaker tag] SPEECH_GENERATION_START [reference
 codes]; with phonemes there is no instruction (it is only for a pretrained text model).
@@ -38,7 +44,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from emotive.codecs.phonemes import PhonemeTokenizer, tokenizer_from_str
+from emotive.codecs.phonemes import STRESS, PhonemeTokenizer, tokenizer_from_str
 from emotive.codecs.sentences import check_text
 from emotive.errors import UserError
 
@@ -47,6 +53,7 @@ SPECIALS = ("TEXT_GENERATION_START", "TEXT_GENERATION_END", "TEXT_UNDERSTANDING_
             "SPEECH_UNDERSTANDING_START", "SPEECH_UNDERSTANDING_END")
 INSTRUCTION = "Convert the text to speech:"
 PROMPT_STYLES = ("plain", "llama3_chat")
+LAYOUTS = ("llasa", "ella_v")
 LLAMA3_CHAT_TOKENS = ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
                       "<|eot_id|>")
 META_FILE, TOKENIZER_FILE = "tts_vocab.json", "tokenizer.json"
@@ -103,7 +110,7 @@ class TTSVocab:
     def __init__(self, tokenizer, codebook_size: int, emotions: Sequence[str] = (),
                  intensities: Sequence[int] = (1, 2), speakers: Sequence[str] = (), *,
                  text_vocab_size: int | None = None, speaker_slots: int | None = None,
-                 pad_to: int = 1, prompt_style: str = "plain"):
+                 pad_to: int = 1, prompt_style: str = "plain", layout: str = "llasa"):
         self.tokenizer = tokenizer
         tokenizer.encode_special_tokens = True
         phonemes = isinstance(tokenizer, PhonemeTokenizer)
@@ -131,6 +138,13 @@ class TTSVocab:
             raise UserError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got "
                             f"{prompt_style!r}")
         self.prompt_style = prompt_style
+        if layout not in LAYOUTS:
+            raise UserError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        if layout == "ella_v" and (not phonemes or tokenizer.get_vocab_size() >=
+                                   self.text_vocab_size):
+            raise UserError("the ella_v layout needs the phoneme front end with a spare text "
+                            "id for its end-of-phoneme token")
+        self.layout = layout
         self.pad_to = max(int(pad_to), 1)
         t = self.text_vocab_size
         self.special = {name: t + i for i, name in enumerate(SPECIALS)}
@@ -155,6 +169,17 @@ class TTSVocab:
         return -(-used // pad_to) * pad_to
 
     # ------------------------------------------------------------------ ids
+
+    @property
+    def eop(self) -> int | None:
+        """The end-of-phoneme token of the ella_v layout (the last text id); None otherwise."""
+        return self.text_vocab_size - 1 if self.layout == "ella_v" else None
+
+    def phone_units(self, text_ids: Sequence[int]) -> list[int]:
+        """The ella_v units of phoneme text ids: every id but the stress marks (which stay in
+        the prompt, before their vowel)."""
+        stress = {self.tokenizer.token_to_id(s) for s in STRESS}
+        return [int(i) for i in text_ids if int(i) not in stress]
 
     @property
     def speech_start(self) -> int:
@@ -210,6 +235,8 @@ class TTSVocab:
         i = int(token_id)
         if not 0 <= i < self.vocab_size:
             raise UserError(f"id {i} is outside the vocabulary [0, {self.vocab_size})")
+        if i == self.eop:
+            return "<|EOP|>"
         if i < self.text_vocab_size:
             return self.tokenizer.id_to_token(i) or "<|reserved|>"
         if i < self.speech_offset:
@@ -301,12 +328,15 @@ class TTSVocab:
 
     def meta(self) -> dict:
         """The layout as a JSON-ready dict (everything but the tokenizer)."""
-        return {"format": FORMAT, "text_vocab_size": self.text_vocab_size,
+        meta = {"format": FORMAT, "text_vocab_size": self.text_vocab_size,
                 "codebook_size": self.codebook_size, "emotions": list(self.emotions),
                 "intensities": list(self.intensities), "speakers": list(self.speakers),
                 "speaker_slots": self.speaker_slots, "pad_to": self.pad_to,
                 "prompt_style": self.prompt_style, "speech_offset": self.speech_offset,
                 "vocab_size": self.vocab_size}
+        if self.layout != "llasa":  # files written before layouts existed stay as they were
+            meta["layout"] = self.layout
+        return meta
 
     def to_json(self) -> str:
         """The layout and the tokenizer in one JSON string (see from_json)."""
@@ -333,7 +363,7 @@ class TTSVocab:
         vocab = cls(tokenizer, meta["codebook_size"], meta["emotions"], meta["intensities"],
                     meta["speakers"], text_vocab_size=meta["text_vocab_size"],
                     speaker_slots=meta["speaker_slots"], pad_to=meta["pad_to"],
-                    prompt_style=meta["prompt_style"])
+                    prompt_style=meta["prompt_style"], layout=meta.get("layout", "llasa"))
         for key in ("speech_offset", "vocab_size"):
             if getattr(vocab, key) != meta[key]:
                 raise UserError(f"{where}: {key} is {meta[key]} but the layout gives "

@@ -31,6 +31,10 @@ CORPUS_EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "surpr
                    "disgusted")
 TextFrontend = Literal["bpe", "phoneme"]
 TEXT_FRONTENDS = typing.get_args(TextFrontend)
+# "llasa": prompt, then the speech codes. "ella_v": prompt (the phonemes), then each phoneme
+# followed by its codes and an end-of-phoneme token (emotive.data.pipelines.ella).
+Layout = Literal["llasa", "ella_v"]
+LAYOUTS = typing.get_args(Layout)
 # Text ids the phoneme front end reserves: its inventory (emotive.codecs.phonemes.INVENTORY,
 # 101 symbols; tests/codecs/test_phonemes.py checks it fits) plus room to grow.
 PHONEME_TEXT_IDS = 128
@@ -51,6 +55,8 @@ class TTSVocabConfig:
     speaker_slots: int = 0  # tags for the train table's speakers; 0 = no speaker tags
     pad_to: int = 128  # vocabulary rounded up to a multiple (sharding)
     prompt_style: Literal["plain", "llama3_chat"] = "plain"
+    # "ella_v" needs the phoneme front end: its end-of-phoneme token is the last text id.
+    layout: Layout = "llasa"
 
     @property
     def text_size(self) -> int:
@@ -72,6 +78,12 @@ class TTSVocabConfig:
                 and self.text_vocab_size <= 0 and self.bpe_size < 257:
             raise UserError(f"vocab.bpe_size={self.bpe_size} is too small; the byte-level BPE "
                             "needs at least 257 (256 bytes + merges)")
+        if self.layout not in LAYOUTS:
+            raise UserError(f"vocab.layout must be one of {', '.join(LAYOUTS)}, got "
+                            f"{self.layout!r}")
+        if self.layout == "ella_v" and self.text_frontend != "phoneme":
+            raise UserError("vocab.layout=ella_v interleaves phonemes with their codes; it needs "
+                            "vocab.text_frontend=phoneme")
         if self.codebook_size < 1 or self.speaker_slots < 0:
             raise UserError("vocab.codebook_size must be positive and vocab.speaker_slots >= 0")
 
@@ -87,6 +99,9 @@ class TTSDataConfig:
     tag_dropout: float = 0.1  # probability of leaving a document's emotion/speaker tag out
     text_dropout: float = 0.0  # probability of leaving its text out (for --text-scale guidance)
     open_rows: int = 64  # rows the packer keeps open for first fit
+    # ELLA-V only: each phoneme (with its end-of-phoneme token) placed this many codec frames
+    # before its sound starts, so the model sees the coming phoneme while it ends the last.
+    local_advance: int = 0
     # Random documents of this layout instead of tables: for `emotive scale` and benchmarks.
     synthetic: bool = False
 
@@ -96,6 +111,8 @@ class TTSDataConfig:
         for name in ("tag_dropout", "text_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserError(f"data.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.local_advance < 0:
+            raise UserError(f"data.local_advance must be >= 0 frames, got {self.local_advance}")
         if not self.synthetic and not self.train:
             raise UserError("data.train is empty; pass a table from `emotive codec "
                             "encode-split` with --set data.train=PATH (or data.synthetic=true)")

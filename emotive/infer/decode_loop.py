@@ -16,6 +16,15 @@ seed.
 first new token; `advance` a `lax.while_loop` over decode steps that exits as soon as every
 row has stopped, or after max_new_tokens; `select` gathers rows (their caches included) on
 device. A row stops at its first stop token; afterwards it emits `pad_id`.
+
+Phoneme-synchronous decoding (ELLA-V layout; `cfg.eop_id >= 0`, state.sync a PhoneSync):
+every row keeps a pointer into its own units (phonemes, boundaries, pauses). The prompt ends
+with the first unit; the model then draws codes until it draws EOP (the end-of-phoneme
+token, a candidate beside the codes); the token after an EOP is forced to the row's next
+unit, or to the stop token after its last. A row whose unit has reached its frame limit
+(`knobs.unit_cap`, or the row's own target for the unit) is forced to EOP (counted in
+`forced`); below a target EOP cannot be drawn, so targets fix every unit's length (oracle
+durations, speed control).
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from emotive.infer.logits import decode_head, draw_candidates, guided, head_candidates
+from emotive.infer.logits import (NEG_INF, decode_head, draw_candidates, guided,
+                                  head_candidates)
 from emotive.infer.sampling import Knobs, SamplingConfig
 from emotive.models.lm import CausalLM
 
@@ -46,13 +56,59 @@ def prefill_logits(model: CausalLM, tokens_BxT, positions_BxT, cache, last_B):
     return model.logits(h_BxE), cache
 
 
+class PhoneSync(NamedTuple):
+    """Per-row phoneme pointers of phoneme-synchronous decoding (see the module docstring):
+    units [B, U] each row's unit ids (padded), count [B] its units, targets [B, U] frames
+    each unit must last (-1: the model decides), ptr [B] the unit being spoken, frames [B]
+    its codes so far, forced [B] EOPs forced by a frame limit."""
+
+    units: jax.Array
+    count: jax.Array
+    targets: jax.Array
+    ptr: jax.Array
+    frames: jax.Array
+    forced: jax.Array
+
+
+def _unit_limit(sync: PhoneSync, cap) -> jax.Array:
+    """The frames the current unit of each row may reach [B]: its target, else the cap."""
+    u = jnp.minimum(sync.ptr, sync.units.shape[1] - 1)
+    target = jnp.take_along_axis(sync.targets, u[:, None], axis=1)[:, 0]
+    return jnp.where(target >= 0, target, cap), target
+
+
+def _sync_logits(logits_BxC, ids_C, sync: PhoneSync, cfg: SamplingConfig, knobs: Knobs):
+    """No EOP below a unit's target frames; no stop token drawn (it is only forced)."""
+    _, target = _unit_limit(sync, knobs.unit_cap)
+    early = (sync.frames < target)[:, None] & (ids_C == cfg.eop_id)[None]
+    return jnp.where(early | jnp.isin(ids_C, knobs.stop_ids)[None] & (ids_C != cfg.eop_id)[None],
+                     NEG_INF, logits_BxC)
+
+
+def _sync_step(drawn_B, last_B, sync: PhoneSync, cfg: SamplingConfig, knobs: Knobs):
+    """The token each row emits given its drawn one, and the pointers after it."""
+    eop = cfg.eop_id
+    limit, _ = _unit_limit(sync, knobs.unit_cap)
+    after_eop = last_B == eop
+    nxt = jnp.take_along_axis(sync.units, jnp.minimum(sync.ptr, sync.units.shape[1] - 1)[:, None],
+                              axis=1)[:, 0]
+    nxt = jnp.where(sync.ptr < sync.count, nxt, knobs.stop_ids[0])
+    capped = ~after_eop & (sync.frames >= limit)
+    token = jnp.where(after_eop, nxt, jnp.where(capped, eop, drawn_B))
+    is_eop = token == eop
+    frames = jnp.where(after_eop | is_eop, 0, sync.frames + 1)
+    return token, sync._replace(ptr=sync.ptr + is_eop, frames=frames,
+                                forced=sync.forced + (capped & (drawn_B != eop)))
+
+
 class DecodeState(NamedTuple):
     """The loop's carry between calls, all on device: step i is the index of the next new
     token to draw (the same for every row), `token` the last one fed, `cache` the KV cache
     of P + max_new slots, `out` [B, max_new] the new tokens so far (pad after a stop),
     `count` [B] the new tokens before each row's stop, `lengths` [B] the prompt lengths,
     `keys` [B, 2] each row's random key (a guidance group shares its first row's), `seen`
-    [B, V] the ids already in each row (None without a repetition penalty)."""
+    [B, V] the ids already in each row (None without a repetition penalty), `sync` the
+    phoneme pointers (None unless decoding is phoneme-synchronous)."""
 
     i: jax.Array
     token: jax.Array
@@ -64,6 +120,7 @@ class DecodeState(NamedTuple):
     lengths: jax.Array
     keys: jax.Array
     min_new: jax.Array
+    sync: PhoneSync | None = None
 
 
 def _emit(state: DecodeState, model: CausalLM, head_C0xE, h_BxE, knobs: Knobs,
@@ -77,16 +134,24 @@ def _emit(state: DecodeState, model: CausalLM, head_C0xE, h_BxE, knobs: Knobs,
     penalised = state.seen
     if penalised is not None and group > 1:
         penalised = penalised[leader_B]  # a group penalises its leader's tokens
-    token = draw_candidates(guided(logits_BxC, knobs.guidance), ids_C, penalised, state.keys,
+    logits_BxC = guided(logits_BxC, knobs.guidance)
+    sync = state.sync
+    if sync is not None:
+        logits_BxC = _sync_logits(logits_BxC, ids_C, sync, cfg, knobs)
+    token = draw_candidates(logits_BxC, ids_C, penalised, state.keys,
                             i, cfg, knobs._replace(min_new=state.min_new))
+    if sync is not None:
+        token, moved = _sync_step(token, state.token, sync, cfg, knobs)
+        keep = lambda new, old: jnp.where(done.reshape(-1, *[1] * (new.ndim - 1)), old, new)  # noqa: E731
+        sync = jax.tree.map(keep, moved, sync)
     seen = state.seen
     token = jnp.where(done, knobs.pad_id, token)
-    is_stop = ~done & jnp.isin(token, knobs.stop_ids)
+    is_stop = ~done & jnp.isin(token, knobs.stop_ids) & (token != cfg.eop_id)
     if seen is not None:
         seen = seen.at[rows, token].set(seen[rows, token] | ~done)
     return state._replace(i=i + 1, token=token, seen=seen, done=done | is_stop,
                           out=state.out.at[:, i].set(token),
-                          count=state.count + (~done & ~is_stop))
+                          count=state.count + (~done & ~is_stop), sync=sync)
 
 
 def _batch_constrained(tree, sharding):
@@ -114,10 +179,12 @@ def candidate_head(graphdef, params, *, cfg: SamplingConfig) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg", "sharding"))
 def start(graphdef, params, head_C0xE, prompt_BxP, lengths_B, prefix_len, keys_B,
-          knobs: Knobs, *, cfg: SamplingConfig, sharding=None) -> DecodeState:
+          knobs: Knobs, units=None, *, cfg: SamplingConfig, sharding=None) -> DecodeState:
     """Prefills prompt + prefix (row b's first lengths_B[b] + prefix_len tokens of
     prompt_BxP, the last prefix_len of them already-sampled new tokens) and draws new token
-    prefix_len. The cache holds P + max_new slots, P = prompt_BxP's width."""
+    prefix_len. The cache holds P + max_new slots, P = prompt_BxP's width. units: with
+    cfg.eop_id >= 0, (unit ids [B, U], unit counts [B], targets [B, U]); the prompt ends with
+    each row's first unit, and the pointers are rebuilt from the prefix."""
     model = nnx.merge(graphdef, params)
     b, p = prompt_BxP.shape
     n = cfg.max_new_tokens
@@ -141,9 +208,26 @@ def start(graphdef, params, head_C0xE, prompt_BxP, lengths_B, prefix_len, keys_B
     cache = _batch_constrained(model.init_cache(b, p + n), sharding)
     h_BxE, cache = prefill_hidden(model, prompt_BxP, positions, cache, total_B - 1)
     cache = _batch_constrained(cache, sharding)
+    sync = None if cfg.eop_id < 0 else _rebuilt_sync(units, out, prefix_len, cfg)
     state = DecodeState(jnp.asarray(prefix_len, jnp.int32), prompt_BxP[rows, total_B - 1],
-                        cache, seen, done, out, count, lengths_B, keys_B, knobs.min_new)
+                        cache, seen, done, out, count, lengths_B, keys_B, knobs.min_new, sync)
     return _emit(state, model, head_C0xE, h_BxE, knobs, cfg)
+
+
+def _rebuilt_sync(units, out_BxN, prefix_len, cfg: SamplingConfig) -> PhoneSync:
+    """The pointers after a prefix of already-sampled tokens (out[:, :prefix_len]): one unit
+    on per EOP, and the codes since the prefix's last non-code token."""
+    unit_ids, unit_count, targets = units
+    cols = jnp.arange(out_BxN.shape[1])[None]
+    new = cols < prefix_len
+    lo, hi = cfg.allowed_range
+    is_code = new & (out_BxN >= lo) & (out_BxN < hi)
+    last_other = jnp.max(jnp.where(new & ~is_code, cols, -1), axis=1)
+    zeros = jnp.zeros(out_BxN.shape[0], jnp.int32)
+    return PhoneSync(unit_ids, unit_count, targets,
+                     jnp.sum(new & (out_BxN == cfg.eop_id), axis=1).astype(jnp.int32),
+                     jnp.sum(is_code & (cols > last_other[:, None]), axis=1).astype(jnp.int32),
+                     zeros)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "cfg"), donate_argnums=(3,))
@@ -173,4 +257,5 @@ def select(state: DecodeState, rows_R, keys_R, *, sharding=None) -> DecodeState:
     return _batch_constrained(state._replace(
         cache=cache, token=take(state.token), seen=take(state.seen), done=take(state.done),
         out=take(state.out), count=take(state.count), lengths=take(state.lengths), keys=keys_R,
-        min_new=take(state.min_new)), sharding)
+        min_new=take(state.min_new),
+        sync=None if state.sync is None else jax.tree.map(take, state.sync)), sharding)

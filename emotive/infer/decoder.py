@@ -34,10 +34,18 @@ def bucket_length(n: int) -> int:
 
 class Generated(NamedTuple):
     """tokens int32 [B, max_new] (pad after a stop); lengths int32 [B]: new tokens before
-    the stop token. lengths[b] == max_new means row b never stopped (cut by the limit)."""
+    the stop token. lengths[b] == max_new means row b never stopped (cut by the limit).
+    forced int32 [B]: phoneme-synchronous decoding's EOPs forced by a frame limit (else
+    None)."""
 
     tokens: np.ndarray
     lengths: np.ndarray
+    forced: np.ndarray | None = None
+
+    def rows(self, index) -> "Generated":
+        """The rows `index` (a slice or indices) of every array."""
+        return Generated(self.tokens[index], self.lengths[index],
+                         None if self.forced is None else self.forced[index])
 
     @property
     def stopped(self) -> np.ndarray:
@@ -118,9 +126,14 @@ class Decoder:
                                                cfg=self.key)
 
     def start(self, prompts: Sequence[Sequence[int]], *, seeds: Sequence[int],
-              prefixes=None, min_new_tokens: Sequence[int] | None = None) -> DecodeState:
+              prefixes=None, min_new_tokens: Sequence[int] | None = None,
+              units: Sequence[Sequence[int]] | None = None,
+              targets: Sequence[Sequence[int]] | None = None) -> DecodeState:
         """Prefills the prompts (any lengths) and draws the first new token. prefixes: per
-        row, the same number of already-sampled new tokens to continue from (int [B, L])."""
+        row, the same number of already-sampled new tokens to continue from (int [B, L]).
+        units / targets: phoneme-synchronous decoding (cfg.eop_id >= 0): each row's unit ids
+        (its prompt ends with the first) and optionally the frames each unit must last (-1:
+        free); see `infer.decode_loop`."""
         cfg, model = self.cfg, self.model
         prompts = [np.asarray(x, np.int64).reshape(-1) for x in prompts]
         if not prompts:
@@ -167,14 +180,41 @@ class Decoder:
             prompt_BxP, lengths_B, min_new = (np.concatenate([x, x[pad]]) for x in
                                               (prompt_BxP, lengths_B, min_new))
             keys = jnp.concatenate([keys, keys[pad]])
+        sync = self._units(units, targets, prompts)
+        if pad.size and sync is not None:
+            sync = tuple(np.concatenate([x, x[pad]]) for x in sync)
         knobs = self.knobs._replace(min_new=min_new)
         if self.sharding is not None:
-            prompt_BxP, lengths_B, keys, min_new = jax.device_put(
-                (prompt_BxP, lengths_B, keys, min_new), self.sharding)
+            prompt_BxP, lengths_B, keys, min_new, sync = jax.device_put(
+                (prompt_BxP, lengths_B, keys, min_new, sync), self.sharding)
             knobs = knobs._replace(min_new=min_new)
         return decode_loop.start(model.graphdef, model.state, self.head, prompt_BxP,
-                                 lengths_B, np.int32(prefix.shape[1]), keys, knobs,
+                                 lengths_B, np.int32(prefix.shape[1]), keys, knobs, sync,
                                  cfg=self.key, sharding=self.sharding)
+
+    def _units(self, units, targets, prompts):
+        """(unit ids [B, U], counts [B], targets [B, U]) padded to a power of two, or None."""
+        if self.cfg.eop_id < 0:
+            if units is not None:
+                raise UserError("units are for phoneme-synchronous decoding; set eop_id")
+            return None
+        if units is None or len(units) != len(prompts) or any(len(u) == 0 for u in units):
+            raise UserError("phoneme-synchronous decoding needs one non-empty unit list per "
+                            "row (the text's phonemes)")
+        if targets is not None and [len(t) for t in targets] != [len(u) for u in units]:
+            raise UserError("duration targets need one value per unit of every row")
+        for u, x in zip(units, prompts):
+            if int(x[-1]) != int(u[0]):
+                raise UserError("each prompt must end with its row's first unit")
+        width = bucket_length(max(len(u) for u in units))
+        ids = np.zeros((len(units), width), np.int32)
+        frames = np.full((len(units), width), -1, np.int32)
+        for b, u in enumerate(units):
+            ids[b, :len(u)] = u
+            if targets is not None:
+                frames[b, :len(u)] = targets[b]
+        # The pointer starts at unit 0 (the prompt's last token); an EOP moves it on.
+        return ids, np.asarray([len(u) for u in units], np.int32), frames
 
     def _padding(self, rows: int) -> np.ndarray:
         """Row indices appended so that the batch divides the mesh's data axis (copies of
@@ -216,12 +256,15 @@ class Decoder:
     def result(self, state: DecodeState) -> Generated:
         """The new tokens so far as numpy arrays, padding rows dropped."""
         rows = self.rows or state.done.shape[0]
-        return Generated(np.asarray(state.out)[:rows], np.asarray(state.count)[:rows])
+        forced = None if state.sync is None else np.asarray(state.sync.forced)[:rows]
+        return Generated(np.asarray(state.out)[:rows], np.asarray(state.count)[:rows], forced)
 
 
 def generate(model: CausalLM | Prepared, prompts: Sequence[Sequence[int]],
              cfg: SamplingConfig, *, seeds: Sequence[int], max_len: int | None = None,
-             min_new_tokens: Sequence[int] | None = None) -> Generated:
+             min_new_tokens: Sequence[int] | None = None,
+             units: Sequence[Sequence[int]] | None = None,
+             targets: Sequence[Sequence[int]] | None = None) -> Generated:
     """Samples up to cfg.max_new_tokens after each prompt (lists of token ids, any lengths).
 
     model: a CausalLM or `prepare(model)`. seeds: one int per row. max_len: the longest
@@ -230,8 +273,10 @@ def generate(model: CausalLM | Prepared, prompts: Sequence[Sequence[int]],
     cfg.min_new_tokens for every row.
     With cfg.guidance (K weights) the prompts are groups of K + 1 rows (see
     `infer.sampling`); the first row's seed and min_new_tokens serve the whole group.
+    units / targets: phoneme-synchronous decoding (`Decoder.start`).
     Returns Generated(tokens int32 [B, max_new], lengths int32 [B]) as numpy arrays.
     """
     decoder = Decoder(model, cfg, max_len=max_len)
-    state = decoder.start(prompts, seeds=seeds, min_new_tokens=min_new_tokens)
+    state = decoder.start(prompts, seeds=seeds, min_new_tokens=min_new_tokens, units=units,
+                          targets=targets)
     return decoder.result(decoder.advance(state, cfg.max_new_tokens))

@@ -59,6 +59,10 @@ class SamplingConfig:
     pad_id: int = 0
     allowed_range: tuple[int, int] | None = None
     guidance: tuple[float, ...] = ()  # classifier-free guidance weights, one per extra row
+    # Phoneme-synchronous decoding (ELLA-V; infer.decode_loop): the end-of-phoneme id (-1:
+    # off). stop_ids are then (stop token, EOP), both outside allowed_range (the codes).
+    eop_id: int = -1
+    max_unit_frames: int = 0  # frames a unit may last before EOP is forced (0: no limit)
 
     def __post_init__(self):  # lists would make the config unhashable
         object.__setattr__(self, "stop_ids", tuple(int(i) for i in self.stop_ids))
@@ -88,6 +92,13 @@ class SamplingConfig:
         if any(not 0 <= i < vocab_size for i in ids):
             raise UserError(f"stop ids {self.stop_ids} and pad id {self.pad_id} must lie in "
                             f"[0, {vocab_size}), the model's vocabulary")
+        if self.eop_id >= 0 and (self.allowed_range is None or len(self.stop_ids) != 2
+                                 or self.stop_ids[1] != self.eop_id):
+            raise UserError("phoneme-synchronous decoding needs allowed_range (the codes) and "
+                            "stop_ids (stop token, EOP)")
+        if self.max_unit_frames < 0:
+            raise UserError(f"max_unit_frames must be >= 0 (0: no limit), got "
+                            f"{self.max_unit_frames}")
         if any(not np.isfinite(w) for w in self.guidance):
             raise UserError(f"guidance weights must be finite, got {self.guidance}")
         if self.allowed_range is not None:
@@ -107,6 +118,7 @@ class Knobs(NamedTuple):
     stop_ids: jax.Array  # int32 [MAX_STOPS], -1 = unused slot
     min_new: jax.Array  # int32 [] or [B] (per row)
     guidance: jax.Array  # f32 [K]: weights of the K condition-dropped rows of each group
+    unit_cap: jax.Array  # int32 []: frames a phoneme unit may last (phoneme-synchronous)
 
 
 def make_knobs(cfg: SamplingConfig) -> Knobs:
@@ -115,7 +127,8 @@ def make_knobs(cfg: SamplingConfig) -> Knobs:
     stops[:len(cfg.stop_ids)] = cfg.stop_ids
     return Knobs(np.float32(cfg.temperature or 1.0), np.float32(cfg.top_p),
                  np.float32(cfg.repetition_penalty), np.int32(cfg.pad_id), stops,
-                 np.int32(cfg.min_new_tokens), np.asarray(cfg.guidance, np.float32))
+                 np.int32(cfg.min_new_tokens), np.asarray(cfg.guidance, np.float32),
+                 np.int32(cfg.max_unit_frames or cfg.max_new_tokens))
 
 
 def program_key(cfg: SamplingConfig) -> SamplingConfig:
@@ -126,4 +139,5 @@ def program_key(cfg: SamplingConfig) -> SamplingConfig:
         cfg, temperature=0.0 if cfg.temperature == 0 else 1.0,
         top_p=1.0 if cfg.top_p == 1.0 else 0.5,
         repetition_penalty=1.0 if cfg.repetition_penalty == 1.0 else 2.0,
-        stop_ids=(), pad_id=0, min_new_tokens=0, guidance=(0.0,) * len(cfg.guidance))
+        stop_ids=(), pad_id=0, min_new_tokens=0, guidance=(0.0,) * len(cfg.guidance),
+        max_unit_frames=0)

@@ -6,13 +6,16 @@ offsets, text, emotion, intensity, speaker, speakers, codebook_size) becomes one
     prompt_ids(text, emotion tag, speaker tag) + speech ids + [SPEECH_GENERATION_END]
 
 and training predicts each next token, with the loss only where the target is a speech code
-or the stop token (Llasa: loss only on the speech part). Documents are packed end to end into
+or the stop token (Llasa: loss only on the speech part). With `vocab.layout == "ella_v"` the
+speech part interleaves the phonemes with their codes (`emotive.data.pipelines.ella`; the
+table needs its `phones` timings) and the loss is on codes, end-of-phoneme and stop tokens. Documents are packed end to end into
 rows of `seq_len` (input, target) pairs, so there is no padding between them; attention and
 rotary positions restart at every document through `segment_ids` and `positions`. A row:
 
     inputs       int32   [L]  document tokens, 0 after the last document
     targets      int32   [L]  the next token of the same document
     loss_mask    float32 [L]  1 where the target is a speech code or SPEECH_GENERATION_END
+                              (ella_v: or EOP)
     segment_ids  int32   [L]  1, 2, ... for the documents of the row, 0 for padding
     positions    int32   [L]  0, 1, ... restarting at each document
 
@@ -38,6 +41,7 @@ import pathlib
 import numpy as np
 
 from emotive.codecs.text import TTSVocab
+from emotive.data.pipelines.ella import interleave, parse_phones, unit_frames
 from emotive.data.speech.emotions import EMOTIONS
 from emotive.data.speech.espeak import phonemize
 from emotive.data.pipelines.input import IteratorWrapper
@@ -49,14 +53,17 @@ LONG_DOCS = ("truncate", "drop")
 
 @dataclasses.dataclass(frozen=True)
 class Documents:
-    """All documents end to end: document d is tokens[offsets[d]:offsets[d + 1]] and its
-    first prompt_lens[d] tokens are the prompt (no loss)."""
+    """All documents end to end: document d is tokens[offsets[d]:offsets[d + 1]], its first
+    prompt_lens[d] tokens are the prompt, and loss[t] says whether token t is predicted with
+    a loss (speech codes, stop; ella_v: end-of-phoneme)."""
 
     tokens: np.ndarray  # int32 [sum n]
     offsets: np.ndarray  # int64 [D + 1]
     prompt_lens: np.ndarray  # int32 [D]
+    loss: np.ndarray  # bool [sum n]
     untagged_emotion: int = 0  # documents without an emotion tag (no label, or no such tag)
     untagged_speaker: int = 0  # documents without a speaker tag
+    untimed: tuple[str, ...] = ()  # ella_v: ids of clips left out (no or mismatched timings)
 
     def __len__(self) -> int:
         return len(self.prompt_lens)
@@ -98,12 +105,14 @@ def drop_condition(vocab: TTSVocab, prompt, what: str) -> list[int]:
 
 
 def build_documents(table: dict, vocab: TTSVocab, *, tag_dropout: float = 0.0,
-                    text_dropout: float = 0.0, seed: int = 0,
-                    where: str = "table") -> Documents:
+                    text_dropout: float = 0.0, seed: int = 0, where: str = "table",
+                    advance: int = 0) -> Documents:
     """The Llasa document of every clip of a pre-encoded table (see the module docstring).
 
     A clip whose text is empty or punctuation only is a UserError naming its id: the
-    table is the user's data and a silent skip would hide a broken transcript.
+    table is the user's data and a silent skip would hide a broken transcript. With the
+    ella_v layout (`advance`: its local advance in frames) a clip without usable phone
+    timings is left out and named in `Documents.untimed`, which the task reports.
     """
     check_table(table, where, vocab.codebook_size)
     n = len(table["text"])
@@ -112,8 +121,13 @@ def build_documents(table: dict, vocab: TTSVocab, *, tag_dropout: float = 0.0,
     speakers = np.asarray(table.get("speaker", np.full(n, -1)))
     names = [str(s) for s in table.get("speakers", [])]
     ids = table.get("id", [str(i) for i in range(n)])
+    ella = vocab.layout == "ella_v"
+    if ella and "phones" not in table:
+        raise UserError(f"{where} has no phone timings (`phones`), which the ella_v layout "
+                        "needs; re-encode it with `emotive codec encode-split` from a corpus "
+                        "with timings, or align it (--align-asr)")
     vocab.prefetch([str(t) for t in table["text"]])  # phonemes: one batch, not one per clip
-    pieces, prompt_lens = [], np.zeros(n, np.int32)
+    pieces, losses, prompt_lens, untimed = [], [], [], []
     untagged_emotion = untagged_speaker = 0
     for c in range(n):
         rng = np.random.default_rng([seed, c])
@@ -136,12 +150,27 @@ def build_documents(table: dict, vocab: TTSVocab, *, tag_dropout: float = 0.0,
         if text_dropout and rng.random() < text_dropout:
             prompt = drop_condition(vocab, prompt, "text")
         codes = table["codes"][table["offsets"][c]:table["offsets"][c + 1]]
-        pieces.append(np.concatenate([np.asarray(prompt, np.int32), vocab.codes_to_ids(codes),
-                                      np.asarray([vocab.speech_end], np.int32)]))
-        prompt_lens[c] = len(prompt)
+        if ella:
+            units = vocab.phone_units(vocab.encode_text(str(table["text"][c])))
+            frames = unit_frames(vocab, units, parse_phones(table["phones"][c]))
+            if frames is None or frames.sum() != len(codes):
+                untimed.append(str(ids[c]))
+                continue
+            speech = interleave(vocab, units, frames, codes, advance)
+            body, loss = speech.tokens, speech.loss
+        else:
+            body = np.concatenate([vocab.codes_to_ids(codes), [vocab.speech_end]])
+            loss = np.ones(len(body), bool)
+        pieces.append(np.concatenate([np.asarray(prompt, np.int32), body]))
+        losses.append(np.concatenate([np.zeros(len(prompt), bool), loss]))
+        prompt_lens.append(len(prompt))
+    if not pieces:
+        raise UserError(f"{where}: none of its {n} clips has phone timings that match its "
+                        f"text (e.g. {untimed[:3]}); check the table's `phones` column")
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.int64)
-    return Documents(np.concatenate(pieces).astype(np.int32), offsets, prompt_lens,
-                     untagged_emotion, untagged_speaker)
+    return Documents(np.concatenate(pieces).astype(np.int32), offsets,
+                     np.asarray(prompt_lens, np.int32), np.concatenate(losses),
+                     untagged_emotion, untagged_speaker, tuple(untimed))
 
 
 def _emotion_name(index: int) -> str | None:
@@ -202,7 +231,8 @@ def plan_rows(docs: Documents, seq_len: int, *, seed: int = 0, open_rows: int = 
             free = np.delete(free, j)
     rows += [[] for _ in range(-len(rows) % multiple_of)]
     placed = ~dropped
-    loss_pairs = np.maximum(take - docs.prompt_lens + 1, 0)
+    counted = np.concatenate([[0], np.cumsum(docs.loss)])  # loss tokens before each token
+    loss_pairs = counted[docs.offsets[:-1] + 1 + take] - counted[docs.offsets[:-1] + 1]
     total = max(len(rows) * seq_len, 1)
     stats = PackStats(rows=len(rows), documents=int(placed.sum()),
                       truncated=int((too_long & placed).sum()), dropped=int(dropped.sum()),
@@ -231,8 +261,9 @@ class PackedRows:
             span = slice(cursor, cursor + n)
             row["inputs"][span] = tokens[:n]
             row["targets"][span] = tokens[1:n + 1]
-            # Pair j predicts token j + 1, which is speech from index prompt_len on.
-            row["loss_mask"][span] = np.arange(n) >= self.docs.prompt_lens[d] - 1
+            # Pair j predicts token j + 1.
+            first = self.docs.offsets[d] + 1
+            row["loss_mask"][span] = self.docs.loss[first:first + n]
             row["segment_ids"][span] = k + 1
             row["positions"][span] = np.arange(n)
             cursor += n

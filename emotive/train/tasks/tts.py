@@ -63,7 +63,8 @@ def build_vocab(cfg: TTSConfig, train_table: dict) -> TTSVocab:
     if v.speaker_slots:
         speakers = sorted({str(s) for s in np.asarray(train_table.get("speakers", []))})
     common = dict(emotions=v.emotions, intensities=v.intensities, speakers=speakers,
-                  speaker_slots=v.speaker_slots, pad_to=v.pad_to, prompt_style=v.prompt_style)
+                  speaker_slots=v.speaker_slots, pad_to=v.pad_to, prompt_style=v.prompt_style,
+                  layout=v.layout)
     if v.tokenizer_json:
         vocab = TTSVocab.from_llama3(v.tokenizer_json, v.codebook_size, **common)
         if vocab.text_vocab_size != v.text_vocab_size:
@@ -121,12 +122,17 @@ def prepare_data(cfg: TTSConfig) -> dict:
         train = split == "train"
         docs = build_documents(table, vocab, tag_dropout=d.tag_dropout if train else 0.0,
                                text_dropout=d.text_dropout if train else 0.0,
-                               seed=cfg.train.seed, where=f"data.{split}")
+                               seed=cfg.train.seed, where=f"data.{split}",
+                               advance=d.local_advance)
         rows, stats = pack(docs, d.seq_len, seed=cfg.train.seed, open_rows=d.open_rows,
                            long_docs=d.long_docs, multiple_of=multiple)
         out[split], out[f"{split}_stats"] = rows, stats
         lines.append(f"tts data {split}: {stats.describe()}; {docs.untagged_emotion} without "
                      f"an emotion tag, {docs.untagged_speaker} without a speaker tag")
+        if docs.untimed:
+            lines.append(f"tts data {split}: {len(docs.untimed)} clips left out, their phone "
+                         f"timings missing or not matching the text (e.g. "
+                         f"{', '.join(docs.untimed[:5])})")
     if len(out["train"]) < batch:
         lines.append(f"warning: {len(out['train'])} packed train rows are fewer than one "
                      f"batch of {batch}; rows repeat within a batch")
