@@ -209,3 +209,40 @@ def tiny_tts_runs(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
 
     root = _shared_folder(tmp_path_factory, "tiny-tts-runs", make)
     return root / "tts", root / "codec"
+
+
+@pytest.fixture(scope="session")
+def tiny_aligned_tts_run(tmp_path_factory, tiny_tts_runs) -> tuple[pathlib.Path, pathlib.Path]:
+    """(TTS run dir, codec run dir): a random one-layer TTS LM of the aligned (ELLA-V) layout
+    over the phoneme front end, beside tiny_tts_runs' codec."""
+    import jax.numpy as jnp
+
+    from emotive import configs
+    from emotive.codecs.phonemes import PhonemeTokenizer
+    from emotive.codecs.text import TTSVocab
+    from emotive.configs import base
+    from emotive.data.pipelines.tts import VocabCarryingIterator
+    from emotive.data.speech.espeak import phonemize
+    from emotive.models.lm import CausalLM
+    from emotive.train.checkpoint import Checkpointer
+    from emotive.train.tasks.tts import model_vocab_size
+
+    def make(root):
+        cfg = configs.load("tts", "tiny", [
+            "vocab.codebook_size=48", "vocab.text_frontend=phoneme", "vocab.layout=ella_v",
+            "vocab.pad_to=64", "vocab.speaker_slots=0", "data.seq_len=1024",
+            "model.num_layers=1", "model.d_model=32", "model.mlp_dim=64"])
+        vocab = TTSVocab(PhonemeTokenizer(phonemize), 48, cfg.vocab.emotions,
+                         cfg.vocab.intensities, text_vocab_size=cfg.vocab.text_size, pad_to=64,
+                         layout="ella_v")
+        assert vocab.vocab_size == model_vocab_size(cfg)
+        model = numpy_init(lambda: CausalLM(cfg.model, vocab.vocab_size, rngs=nnx.Rngs(0)),
+                           seed=2)
+        ckpt = Checkpointer(root / "tts" / "checkpoints", async_save=False)
+        ckpt.save(5, {"step": jnp.int32(5),
+                      "params": {"model": nnx.state(model, nnx.Param).to_pure_dict()}},
+                  VocabCarryingIterator(_NoIterator(), vocab.to_json()), base.to_dict(cfg))
+        ckpt.close()
+
+    root = _shared_folder(tmp_path_factory, "tiny-aligned-tts-run", make)
+    return root / "tts", tiny_tts_runs[1]

@@ -4,6 +4,7 @@
         --emotion happy [--intensity 2] [--ref ref.wav --ref-text "what ref.wav says"] \
         [--num-samples N] [--seed S] [--temperature 0.8] [--top-p 0.95] [--top-k 0] \
         [--max-seconds 20] [--emotion-scale 2] [--text-scale 1.5] --out out.wav
+        [--speed 1.25 | --seconds 3.0] [--max-phone-seconds 0.5]     (aligned models)
 
     emotive tts "Hello there." --bundle releases/tts-small --emotion happy --out out.wav
 
@@ -15,7 +16,9 @@ the voice of the reference recording (at most 15 s) is continued. --emotion-scal
 --text-scale are classifier-free guidance scales (1: off): above 1 the emotion (or the
 words) are followed more strongly, at the cost of one more decoding row each. Text of
 several sentences shows a progress bar over them on stderr; long text decodes a few
-sentences at a time (emotive.infer.tts).
+sentences at a time (emotive.infer.tts). Aligned (ELLA-V) models take --speed (their own
+phoneme durations scaled: 2 is twice as fast) or --seconds (the total length), and report
+how close the output came, and how many phonemes were ended by force (--max-phone-seconds).
 """
 
 from __future__ import annotations
@@ -47,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="emotion strength: guidance scale on the emotion tag (1: off)")
     parser.add_argument("--text-scale", type=float, default=1.0,
                         help="guidance scale on the text (1: off)")
+    parser.add_argument("--speed", type=float, default=1.0,
+                        help="aligned models: speaking rate against the model's own (2: twice "
+                        "as fast)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="aligned models: total length of each take in seconds")
+    parser.add_argument("--max-phone-seconds", type=float, default=0.5,
+                        help="aligned models: a phoneme longer than this is ended (default 0.5)")
     parser.add_argument("--out", required=True, help="output wav")
 
 
@@ -70,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
     sampling = SamplingConfig(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k)
     sampling.validate(vocab_size=1)  # the flags only; ids are set from the vocabulary later
     guidance_drops(args.text_scale, args.emotion_scale)  # bad scales fail before loading
+    if not args.speed > 0:
+        raise UserError(f"--speed must be positive (1: the model's own pace), got {args.speed}")
+    if args.seconds is not None and not args.seconds > 0:
+        raise UserError(f"--seconds must be positive, got {args.seconds}")
+    if not args.max_phone_seconds > 0:
+        raise UserError(f"--max-phone-seconds must be positive, got {args.max_phone_seconds}")
     if args.emotion_scale != 1.0 and args.emotion is None:
         raise UserError("--emotion-scale needs --emotion (the tag it strengthens)")
     if args.bundle is not None and (args.ckpt or args.codec):
@@ -78,14 +94,24 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("pass --ckpt TTS_RUN --codec CODEC_RUN, or --bundle TTS_BUNDLE")
     lm, codec = load_pipeline(args.bundle or args.ckpt, args.codec)
     issues: list[str] = []
+    details: list[dict] = []
     waves = synthesize(lm, codec, args.text, emotion=args.emotion, intensity=args.intensity,
                        ref_wav=args.ref, ref_text=args.ref_text, num_samples=args.num_samples,
                        seed=args.seed, sampling=sampling, max_seconds=args.max_seconds,
                        text_scale=args.text_scale, emotion_scale=args.emotion_scale,
-                       issues=issues, progress=True)
+                       issues=issues, progress=True, speed=args.speed, seconds=args.seconds,
+                       max_phone_seconds=args.max_phone_seconds, details=details)
     for note in issues:
         print(f"emotive tts: note: {note}", file=sys.stderr)
-    for path, wave in zip(paths, waves):
+    for j, (path, wave) in enumerate(zip(paths, waves)):
         save_audio(path, wave, SAMPLE_RATE)
-        print(f"wrote {path} ({wave.size / SAMPLE_RATE:.2f} s)")
+        line = f"wrote {path} ({wave.size / SAMPLE_RATE:.2f} s"
+        if args.seconds is not None:
+            line += f", asked {args.seconds:.2f} s"
+        mine = [d for d in details if d["sample"] == j and "frames" in d]
+        if mine:
+            units = sum(d["units"] for d in mine)
+            line += (f"; {units} phoneme units, {sum(d['forced'] for d in mine)} ended by "
+                     f"force")
+        print(line + ")")
     return 0

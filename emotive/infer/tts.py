@@ -21,6 +21,14 @@ model continues in that voice; only the new codes are decoded. Every sentence ca
 whole reference. References must be at most MAX_REF_SECONDS long, and each prompt plus the
 new tokens must fit the length the model was trained on (`data.seq_len`).
 
+Aligned models (vocab layout ella_v) decode phoneme-synchronously: each sentence's prompt ends
+with its first phoneme unit, the model ends every phoneme with EOP and is fed the next
+(`infer.decode_loop`); a phoneme longer than `max_phone_seconds` is ended by force (counted in
+the details). `speed` scales the model's own phoneme durations and `seconds` asks for a
+total length: a first pass decodes freely, a second with every phoneme's frames fixed to
+its first-pass length times the factor (`infer.durations`). Voice prompts need the
+reference's phone timings and are not supported with this layout yet.
+
 Classifier-free guidance: `text_scale` and `emotion_scale` (1: off) add, per row, a prompt
 without the text and/or one without the emotion tag, decoded in the same batch
 (`emotive.infer.sampling`, guidance groups); the next-token logits become
@@ -46,7 +54,9 @@ from emotive.errors import UserError
 from emotive.data.pipelines.tts import drop_condition
 from emotive.infer.bundle import is_bundle
 from emotive.infer.codec import LoadedCodec
+from emotive.data.pipelines.ella import split_units
 from emotive.infer.decoder import bucket_length, generate, prepare
+from emotive.infer.durations import check_timing, scaled_targets
 from emotive.infer.sampling import SamplingConfig
 from emotive.infer.tts_model import load_tts
 
@@ -60,6 +70,7 @@ SENTENCES_PER_BATCH = 4  # long texts: sentences decoded per batch (progress, bo
 # for a whole sentence), never a natural ending.
 MIN_SECONDS_PER_CHAR = 0.03
 DEFAULT_SAMPLING = SamplingConfig(temperature=0.8, top_p=0.95)
+MAX_PHONE_SECONDS = 0.5  # aligned models: a phoneme (or pause) longer than this is ended
 
 
 def reference_codes(codec: LoadedCodec, ref) -> np.ndarray:
@@ -88,7 +99,9 @@ def synthesize(lm, codec: LoadedCodec, text: str, *, emotion: str | None = None,
                ref_text: str | None = None, num_samples: int = 1, seed: int = 0,
                sampling: SamplingConfig = DEFAULT_SAMPLING, max_seconds: float = 20.0,
                text_scale: float = 1.0, emotion_scale: float = 1.0,
-               issues: list[str] | None = None, progress: bool = False) -> list[np.ndarray]:
+               issues: list[str] | None = None, progress: bool = False, speed: float = 1.0,
+               seconds: float | None = None, max_phone_seconds: float = MAX_PHONE_SECONDS,
+               details: list[dict] | None = None) -> list[np.ndarray]:
     """Speaks `text`; returns `num_samples` float32 waveforms [T] at 16 kHz.
 
     lm: what `emotive.infer.tts_model.load_tts` returns. emotion/intensity/speaker pick the
@@ -97,14 +110,19 @@ def synthesize(lm, codec: LoadedCodec, text: str, *, emotion: str | None = None,
     pad id and allowed range are set here). max_seconds bounds each sentence's audio.
     text_scale / emotion_scale: classifier-free guidance (1: off; module docstring). Notes
     (sentences cut by the limit) are appended to `issues` when a list is given. progress:
-    a tqdm bar over the sentences on stderr (texts of several sentences).
+    a tqdm bar over the sentences on stderr (texts of several sentences). Aligned models:
+    speed (> 0; 2 is twice as fast) or seconds (the whole sample's length) fix the phoneme
+    durations, max_phone_seconds ends a phoneme by force; `details` receives one dict per
+    (sample, sentence): frames per phoneme, forced EOPs, units, stopped.
     """
     notes: list[list[str]] = [[]]
     waves = synthesize_batch(lm, codec, [text], emotions=[emotion], intensities=[intensity],
                              speaker=speaker, ref_wav=ref_wav, ref_text=ref_text,
                              num_samples=num_samples, seed=seed, sampling=sampling,
                              max_seconds=max_seconds, text_scale=text_scale,
-                             emotion_scale=emotion_scale, notes=notes, progress=progress)[0]
+                             emotion_scale=emotion_scale, notes=notes, progress=progress,
+                             speed=speed, seconds=None if seconds is None else [seconds],
+                             max_phone_seconds=max_phone_seconds, details=details)[0]
     if issues is not None:
         issues.extend(notes[0])
     return waves
@@ -117,7 +135,10 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
                      seed: int = 0, sampling: SamplingConfig = DEFAULT_SAMPLING,
                      max_seconds: float = 20.0, text_scale: float = 1.0,
                      emotion_scale: float = 1.0, notes: list[list[str]] | None = None,
-                     progress: bool = False) -> list[list[np.ndarray]]:
+                     progress: bool = False, speed: float = 1.0,
+                     seconds: Sequence[float] | None = None,
+                     max_phone_seconds: float = MAX_PHONE_SECONDS,
+                     details: list[dict] | None = None) -> list[list[np.ndarray]]:
     """Speaks several texts in one batch: waves[k][j] is sample j of texts[k].
 
     emotions[k] / intensities[k] tag text k (default: no emotion tag, intensity 2); the
@@ -126,7 +147,9 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
     text k comes out exactly as `synthesize(texts[k], seed=seed + k, ...)` would give it.
     `notes`, when given, is a list of one list per text that receives that text's notes.
     text_scale / emotion_scale: classifier-free guidance scales (module docstring).
-    progress: a tqdm bar over the sentences on stderr (when there are several).
+    progress: a tqdm bar over the sentences on stderr (when there are several). speed,
+    seconds (one per text), max_phone_seconds, details: aligned models (`synthesize`);
+    details entries also name their text k.
     """
     if num_samples < 1:
         raise UserError(f"num_samples must be at least 1, got {num_samples}")
@@ -135,32 +158,57 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
     plan = plan_batch(lm, codec, texts, emotions=emotions, intensities=intensities,
                       speaker=speaker, ref_wav=ref_wav, ref_text=ref_text, sampling=sampling,
                       max_seconds=max_seconds, text_scale=text_scale,
-                      emotion_scale=emotion_scale)
+                      emotion_scale=emotion_scale, max_phone_seconds=max_phone_seconds)
+    check_timing(plan, speed, seconds, len(texts), PAUSE_SECONDS)
     units = len(plan.units)
     per_batch = units if units <= SENTENCES_PER_BATCH else SENTENCES_PER_BATCH
     bar = tqdm(total=units, desc="tts", unit="sentence", leave=False,
                disable=not progress or units < 2)
-    pieces = {}
+    pieces, found = {}, {}
     model = prepare(lm.model)
+    timed = speed != 1.0 or seconds is not None
     for first in range(0, units, per_batch):
         rows = [(u, j) for u in range(first, min(first + per_batch, units))
                 for j in range(num_samples)]
-        pieces.update(_speak(model, codec, lm.vocab, plan, rows, seed, notes))
+        pieces.update(_speak(model, codec, lm.vocab, plan, rows, seed,
+                             None if timed else notes, found))
         bar.update(len(rows) // num_samples)
+    if timed:  # the second pass, every phoneme's frames fixed
+        targets = scaled_targets(plan, found, speed, seconds, num_samples, PAUSE_SECONDS)
+        for first in range(0, units, per_batch):
+            rows = [(u, j) for u in range(first, min(first + per_batch, units))
+                    for j in range(num_samples)]
+            pieces.update(_speak(model, codec, lm.vocab, plan, rows, seed, notes, found,
+                                 targets))
     bar.close()
+    if details is not None:
+        details.extend({"text": plan.units[u][0], "sentence": plan.units[u][1], "sample": j,
+                        **found[u, j]} for u in range(units) for j in range(num_samples))
     return [[join_sentences([pieces[(k, i), j] for i in range(len(plan.sentences[k]))])
              for j in range(num_samples)] for k in range(len(texts))]
 
 
 def _speak(model, codec: LoadedCodec, vocab, plan: "Plan", rows, seed: int,
-           notes: list[list[str]] | None) -> dict:
-    """Decodes (unit u, sample j) rows in one batch: {((k, i), j): audio float32 [T]}."""
+           notes: list[list[str]] | None, found: dict, targets: dict | None = None) -> dict:
+    """Decodes (unit u, sample j) rows in one batch: {((k, i), j): audio float32 [T]};
+    found[u, j] receives each row's details (aligned models: frames per phoneme, forced
+    EOPs). targets[u, j]: aligned models, the frames each phoneme must last."""
     seeds = [plan.seed(seed, u, j) for u, j in rows]
+    phones = None if not plan.aligned else [plan.phones[u] for u, _ in rows for _ in
+                                            range(plan.group)]
+    fixed = None if targets is None else [targets[u, j] for u, j in rows
+                                          for _ in range(plan.group)]
     out = generate(model, plan.rows([u for u, _ in rows]), plan.sampling,
                    seeds=plan.repeat(seeds), max_len=plan.max_len,
-                   min_new_tokens=plan.repeat([plan.min_new[u] for u, _ in rows]))
-    out = type(out)(out.tokens[::plan.group], out.lengths[::plan.group])  # groups are equal
-    for (u, j), stopped, length in zip(rows, out.stopped, out.lengths):
+                   min_new_tokens=plan.repeat([plan.min_new[u] for u, _ in rows]),
+                   units=phones, targets=fixed)
+    out = out.rows(slice(None, None, plan.group))  # the rows of a group are equal
+    stopped_rows = out.stopped
+    if plan.aligned:
+        out = _codes_of(vocab, out, rows, plan, found)
+    else:
+        found.update({(u, j): {"stopped": bool(stop)} for (u, j), stop in zip(rows, stopped_rows)})
+    for (u, j), stopped, length in zip(rows, stopped_rows, out.lengths):
         k, i = plan.units[u]
         if notes is not None and not stopped:
             notes[k].append(f"sample {j}, sentence {i + 1} reached "
@@ -232,6 +280,11 @@ class Plan:
     min_new: list[int]
     max_len: int
     tokens_per_second: float
+    phones: list[list[int]] | None = None  # aligned models: each unit's phoneme units
+
+    @property
+    def aligned(self) -> bool:
+        return self.phones is not None
 
     @property
     def group(self) -> int:
@@ -260,11 +313,19 @@ def plan_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
                intensities: Sequence[int] | None = None, speaker: str | None = None,
                ref_wav=None, ref_text: str | None = None,
                sampling: SamplingConfig = DEFAULT_SAMPLING, max_seconds: float = 20.0,
-               text_scale: float = 1.0, emotion_scale: float = 1.0) -> Plan:
+               text_scale: float = 1.0, emotion_scale: float = 1.0,
+               max_phone_seconds: float = MAX_PHONE_SECONDS) -> Plan:
     """Checks the request and builds every sentence's prompt (see synthesize_batch)."""
     cfg, model, vocab, _ = lm
     if max_seconds <= 0:
         raise UserError(f"max_seconds must be positive, got {max_seconds}")
+    aligned = vocab.layout == "ella_v"
+    if aligned and ref_wav is not None:
+        raise UserError("this model is aligned (ELLA-V layout): a voice prompt would need the "
+                        "reference's phone timings, which it cannot take yet; pick a voice "
+                        "with --speaker instead of --ref")
+    if not max_phone_seconds > 0:
+        raise UserError(f"max_phone_seconds must be positive, got {max_phone_seconds}")
     if not texts:
         raise UserError("nothing to say: give at least one text")
     emotions = list(emotions) if emotions is not None else [None] * len(texts)
@@ -286,6 +347,10 @@ def plan_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
                                 intensity=intensities[k], speaker=speaker, ref_text=ref_text,
                                 ref_codes=ref_codes) for k, i in units]
     tokens_per_second = SAMPLE_RATE / codec.hop
+    phones = None
+    if aligned:  # each prompt ends with its first unit; EOP and the units cost 2 a phoneme
+        phones = [vocab.phone_units(vocab.encode_text(sentences[k][i])) for k, i in units]
+        prompts = [p + [u[0]] for p, u in zip(prompts, phones)]
     longest, limit = max(map(len, prompts)), cfg.data.seq_len
     room = limit - longest
     if room < tokens_per_second:
@@ -293,16 +358,21 @@ def plan_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
         raise UserError(f"the prompt for {what} takes {longest} tokens of the model's "
                         f"{limit}, leaving under a second of speech; use a shorter reference "
                         "or text")
-    max_new = min(math.ceil(max_seconds * tokens_per_second), room)
+    extra = 0 if phones is None else 2 * max(map(len, phones)) + 1
+    max_new = min(math.ceil(max_seconds * tokens_per_second) + extra, room)
     drops = guidance_drops(text_scale, emotion_scale)
+    stops = (vocab.speech_end,) if phones is None else (vocab.speech_end, vocab.eop)
     sampling = dataclasses.replace(
-        sampling, max_new_tokens=max_new, stop_ids=(vocab.speech_end,), pad_id=vocab.speech_end,
+        sampling, max_new_tokens=max_new, stop_ids=stops, pad_id=vocab.speech_end,
         allowed_range=(vocab.speech_offset, vocab.speech_offset + vocab.codebook_size),
-        guidance=tuple(w for _, w in drops))
+        guidance=tuple(w for _, w in drops), eop_id=-1 if phones is None else vocab.eop,
+        max_unit_frames=0 if phones is None else max(1, round(max_phone_seconds *
+                                                              tokens_per_second)))
     groups = [[p] + [drop_condition(vocab, p, what) for what, _ in drops] for p in prompts]
-    min_new = [min(int(MIN_SECONDS_PER_CHAR * len(sentences[k][i]) * tokens_per_second),
-                   max_new) for k, i in units]
-    return Plan(units, sentences, prompts, groups, sampling, min_new, limit, tokens_per_second)
+    min_new = [0 if aligned else min(int(MIN_SECONDS_PER_CHAR * len(sentences[k][i]) *
+                                         tokens_per_second), max_new) for k, i in units]
+    return Plan(units, sentences, prompts, groups, sampling, min_new, limit, tokens_per_second,
+                phones)
 
 
 def guidance_drops(text_scale: float, emotion_scale: float) -> list[tuple[str, float]]:
@@ -312,6 +382,20 @@ def guidance_drops(text_scale: float, emotion_scale: float) -> list[tuple[str, f
             raise UserError(f"{name} must be a finite number >= 0 (1: no guidance), got {scale}")
     return [(what, scale - 1.0) for what, scale in (("text", text_scale),
                                                     ("emotion", emotion_scale)) if scale != 1.0]
+
+
+def _codes_of(vocab, out, rows, plan: "Plan", found: dict):
+    """Aligned rows -> their speech codes alone (as ids, in Generated), details in found."""
+    codes = []
+    for r, (u, j) in enumerate(rows):
+        ids, frames = split_units(vocab, out.tokens[r, :out.lengths[r]])
+        codes.append(ids + vocab.speech_offset)
+        found[u, j] = {"frames": frames, "units": len(plan.phones[u]),
+                       "forced": int(out.forced[r]), "stopped": bool(out.stopped[r])}
+    tokens = np.full((len(codes), max(1, max(map(len, codes)))), vocab.speech_end, np.int32)
+    for r, c in enumerate(codes):
+        tokens[r, :len(c)] = c
+    return out._replace(tokens=tokens, lengths=np.asarray([len(c) for c in codes], np.int32))
 
 
 def decode_rows(codec: LoadedCodec, vocab, tokens_BxN, lengths_B) -> list[np.ndarray]:
