@@ -31,7 +31,10 @@ OPTIONS: dict[str, tuple[tuple[str, dict], ...]] = {
             ("--text-scale", dict(type=float, default=1.0,
                                   help="classifier-free guidance on the text (1: off)")),
             ("--emotion-scale", dict(type=float, default=1.0,
-                                     help="classifier-free guidance on the emotion (1: off)"))),
+                                     help="classifier-free guidance on the emotion (1: off)")),
+            ("--oracle-durations", dict(action="store_true",
+                                        help="aligned models: every phoneme as long as in "
+                                        "eSpeak's timings of the clip (a diagnostic)"))),
     "search": (("--codec", dict(default=None, help="codec run dir (required)")),
                ("--judge-asr", dict(default=None, help="held-out asr run: the CER judge")),
                ("--judge-ser", dict(default=None, help="held-out ser run: the emotion judge")),
@@ -216,7 +219,8 @@ def _run_tts(kind: str, args) -> int:
                           args.data_dir or codec.cfg.data.data_dir, args.split,
                           dataset=args.dataset, limit=args.limit or 48, out_dir=out_dir,
                           batch_size=args.batch_size, text_scale=args.text_scale,
-                          emotion_scale=args.emotion_scale)
+                          emotion_scale=args.emotion_scale,
+                          oracle_durations=args.oracle_durations)
     print(tts.format_report(report))
     print(f"report: {out_dir}/report.json")
     return 0

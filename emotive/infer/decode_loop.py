@@ -23,7 +23,7 @@ with the first unit; the model then draws codes until it draws EOP (the end-of-p
 token, a candidate beside the codes); the token after an EOP is forced to the row's next
 unit, or to the stop token after its last. A row whose unit has reached its frame limit
 (`knobs.unit_cap`, or the row's own target for the unit) is forced to EOP (counted in
-`forced`); below a target EOP cannot be drawn, so targets fix every unit's length (oracle
+`forced` when the cap did it); below a target EOP cannot be drawn, so targets fix every unit's length (oracle
 durations, speed control).
 """
 
@@ -88,7 +88,7 @@ def _sync_logits(logits_BxC, ids_C, sync: PhoneSync, cfg: SamplingConfig, knobs:
 def _sync_step(drawn_B, last_B, sync: PhoneSync, cfg: SamplingConfig, knobs: Knobs):
     """The token each row emits given its drawn one, and the pointers after it."""
     eop = cfg.eop_id
-    limit, _ = _unit_limit(sync, knobs.unit_cap)
+    limit, target = _unit_limit(sync, knobs.unit_cap)
     after_eop = last_B == eop
     nxt = jnp.take_along_axis(sync.units, jnp.minimum(sync.ptr, sync.units.shape[1] - 1)[:, None],
                               axis=1)[:, 0]
@@ -98,7 +98,7 @@ def _sync_step(drawn_B, last_B, sync: PhoneSync, cfg: SamplingConfig, knobs: Kno
     is_eop = token == eop
     frames = jnp.where(after_eop | is_eop, 0, sync.frames + 1)
     return token, sync._replace(ptr=sync.ptr + is_eop, frames=frames,
-                                forced=sync.forced + (capped & (drawn_B != eop)))
+                                forced=sync.forced + (capped & (target < 0) & (drawn_B != eop)))
 
 
 class DecodeState(NamedTuple):

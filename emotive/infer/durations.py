@@ -77,3 +77,20 @@ def scaled_targets(plan, found: dict, speed: float, seconds: Sequence[float] | N
             for u in rows:
                 out[u, j] = rescale(full[u, j], factor)
     return out
+
+
+def given_targets(plan, durations: Sequence[Sequence[int]], samples: int) -> dict:
+    """{(unit row u, sample j): frames} from one list of phoneme frames per one-sentence text
+    (UserError when a text has several sentences or the counts differ from its units)."""
+    if not plan.aligned:
+        raise UserError("phoneme durations need an aligned TTS model (vocab layout ella_v)")
+    if len(durations) != len(plan.sentences):
+        raise UserError(f"durations needs one list per text ({len(plan.sentences)}), got "
+                        f"{len(durations)}")
+    out = {}
+    for u, (k, _) in enumerate(plan.units):
+        if len(plan.sentences[k]) != 1 or len(durations[k]) != len(plan.phones[u]):
+            raise UserError(f"text {k}: durations need one sentence and one value per phoneme "
+                            f"unit ({len(plan.phones[u])}), got {len(durations[k])}")
+        out.update({(u, j): [int(f) for f in durations[k]] for j in range(samples)})
+    return out

@@ -56,7 +56,7 @@ from emotive.infer.bundle import is_bundle
 from emotive.infer.codec import LoadedCodec
 from emotive.data.pipelines.ella import split_units
 from emotive.infer.decoder import bucket_length, generate, prepare
-from emotive.infer.durations import check_timing, scaled_targets
+from emotive.infer.durations import check_timing, given_targets, scaled_targets
 from emotive.infer.sampling import SamplingConfig
 from emotive.infer.tts_model import load_tts
 
@@ -138,7 +138,8 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
                      progress: bool = False, speed: float = 1.0,
                      seconds: Sequence[float] | None = None,
                      max_phone_seconds: float = MAX_PHONE_SECONDS,
-                     details: list[dict] | None = None) -> list[list[np.ndarray]]:
+                     details: list[dict] | None = None,
+                     durations: Sequence[Sequence[int]] | None = None) -> list[list[np.ndarray]]:
     """Speaks several texts in one batch: waves[k][j] is sample j of texts[k].
 
     emotions[k] / intensities[k] tag text k (default: no emotion tag, intensity 2); the
@@ -149,7 +150,8 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
     text_scale / emotion_scale: classifier-free guidance scales (module docstring).
     progress: a tqdm bar over the sentences on stderr (when there are several). speed,
     seconds (one per text), max_phone_seconds, details: aligned models (`synthesize`);
-    details entries also name their text k.
+    details entries also name their text k. durations: aligned models, one-sentence texts
+    only: the frames of every phoneme unit of each text (e.g. eSpeak's: the oracle).
     """
     if num_samples < 1:
         raise UserError(f"num_samples must be at least 1, got {num_samples}")
@@ -167,11 +169,12 @@ def synthesize_batch(lm, codec: LoadedCodec, texts: Sequence[str], *,
     pieces, found = {}, {}
     model = prepare(lm.model)
     timed = speed != 1.0 or seconds is not None
+    given = None if durations is None else given_targets(plan, durations, num_samples)
     for first in range(0, units, per_batch):
         rows = [(u, j) for u in range(first, min(first + per_batch, units))
                 for j in range(num_samples)]
         pieces.update(_speak(model, codec, lm.vocab, plan, rows, seed,
-                             None if timed else notes, found))
+                             None if timed else notes, found, given))
         bar.update(len(rows) // num_samples)
     if timed:  # the second pass, every phoneme's frames fixed
         targets = scaled_targets(plan, found, speed, seconds, num_samples, PAUSE_SECONDS)

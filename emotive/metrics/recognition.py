@@ -57,6 +57,44 @@ def prefix_distances(ref: Sequence, hyp: Sequence) -> np.ndarray:
     return prev
 
 
+def edit_operations(ref: Sequence, hyp: Sequence) -> dict:
+    """One cheapest edit script of ref -> hyp, counted: substitutions, deletions (ref tokens
+    the hypothesis lacks) and insertions (extra hypothesis tokens)."""
+    n, m = len(ref), len(hyp)
+    d = np.zeros((n + 1, m + 1), np.int64)
+    d[:, 0], d[0, :] = np.arange(n + 1), np.arange(m + 1)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            d[i, j] = min(d[i - 1, j] + 1, d[i, j - 1] + 1,
+                          d[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]))
+    counts = {"substitutions": 0, "deletions": 0, "insertions": 0}
+    i, j = n, m
+    while i or j:
+        if i and j and d[i, j] == d[i - 1, j - 1] + (ref[i - 1] != hyp[j - 1]):
+            counts["substitutions"] += int(ref[i - 1] != hyp[j - 1])
+            i, j = i - 1, j - 1
+        elif i and d[i, j] == d[i - 1, j] + 1:
+            counts["deletions"] += 1
+            i -= 1
+        else:
+            counts["insertions"] += 1
+            j -= 1
+    return counts
+
+
+def character_operations(refs: Sequence[str], hyps: Sequence[str]) -> dict:
+    """edit_operations of normalised texts, summed over pairs, as rates of the reference
+    characters (substitution + deletion + insertion rates add up to the CER)."""
+    total = {"substitutions": 0, "deletions": 0, "insertions": 0}
+    chars = 0
+    for ref, hyp in zip(refs, hyps):
+        ref, hyp = normalize_text(ref), normalize_text(hyp)
+        for k, v in edit_operations(ref, hyp).items():
+            total[k] += v
+        chars += len(ref)
+    return {f"{k}_rate": _rate(v, chars) for k, v in total.items()}
+
+
 def prefix_cer(text: str, hyp: str) -> float:
     """The CER of a transcript of the first part of an utterance: edits against the best
     prefix of the normalised `text` at least as long as the transcript, over that prefix's

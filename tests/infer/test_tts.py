@@ -196,6 +196,10 @@ def test_eval_tts_reports_every_version_per_emotion_and_plots(runs, tmp_path, mo
     # A judge that hears the same words in every clip scores the wrong texts exactly as well.
     original = report["intelligibility"]["original"]
     assert original["wrong_text_cer"] == pytest.approx(original["cer"])
+    assert original["content_margin"] == pytest.approx(0.0)
+    assert sum(original[f"{k}_rate"] for k in ("substitutions", "deletions", "insertions")) \
+        == pytest.approx(original["cer"])
+    assert report["timing"]["no_stop_rate"] >= 0.0 and "forced_eop_rate" not in report["timing"]
     assert len(list((tmp_path / "eval" / "wavs").glob("*-tts.wav"))) == 3
     assert (tmp_path / "eval" / "spectrograms.png").stat().st_size > 0
     assert "happy" in tts_eval.format_report(report)

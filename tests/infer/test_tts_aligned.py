@@ -63,3 +63,46 @@ def test_bad_timing_requests_get_one_line(aligned, tiny_tts_runs):
     plain = load_pipeline(*tiny_tts_runs)
     with pytest.raises(UserError, match="need an aligned TTS model"):
         synthesize(plain.lm, plain.codec, "oak table river.", speed=1.5)
+
+
+def test_eval_reports_timing_and_oracle_durations_are_followed(aligned, monkeypatch, tmp_path):
+    """Clips whose eSpeak timings give every unit 2 frames: with --oracle-durations every
+    phoneme lasts exactly that (duration error 0); the free model is reported against it."""
+    from emotive.codecs.phonemes import PAUSES, WORD
+    from emotive.data.speech.emotions import EMOTIONS
+    from emotive.evals import tts as tts_eval
+    from emotive.infer import codec as codec_module
+
+    vocab = aligned.lm.vocab
+    texts = ["Green river.", "Oak table stood here.", "Blue sky."]
+
+    def phones(text):
+        units = vocab.phone_units(vocab.encode_text(text))
+        return [["_" if u in {WORD, *PAUSES.values()} else vocab.tokenizer.id_to_token(u), 2]
+                for u in units]
+
+    rng = np.random.default_rng(0)
+    clips = [{"id": f"c{i}", "text": t, "condition": "clean", "intensity": 1,
+              "emotion": EMOTIONS.index("happy"), "audio": 0.1 * rng.standard_normal(16000),
+              "decoded": 0.1 * rng.standard_normal(16000), "phones": phones(t)}
+             for i, t in enumerate(texts)]
+    monkeypatch.setattr(codec_module, "iterate_split", lambda *a, **k: iter(clips))
+
+    class Recognizer:
+        def transcribe(self, batch, lengths):
+            return ["green river"] * len(batch)
+
+    class EmotionModel:
+        def predict(self, batch, lengths):
+            probs = np.zeros((len(batch), len(EMOTIONS)))
+            probs[:, EMOTIONS.index("happy")] = 1.0
+            return {"probs": probs}
+
+    reports = [tts_eval.evaluate(aligned.lm, aligned.codec, Recognizer(), EmotionModel(), "x",
+                                 limit=24, batch_size=2, oracle_durations=oracle)
+               for oracle in (False, True)]
+    free, oracle = (r["timing"] for r in reports)
+    assert oracle["duration_error_frames"] == 0.0 and oracle["duration_clips"] == 3
+    assert free["duration_error_frames"] > 0.0 and 0.0 <= free["forced_eop_rate"] <= 1.0
+    assert oracle["no_stop_rate"] == 0.0 and oracle["forced_eop_rate"] == 0.0
+    assert "phonemes ended by force" in tts_eval.format_report(reports[0])
