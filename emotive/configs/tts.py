@@ -11,7 +11,8 @@ The model's vocabulary size follows from the `vocab` section alone (so a checkpo
 without the data): text ids + 8 specials + codebook + emotion tags + speaker slots, padded
 to `vocab.pad_to`. Presets: tiny (CPU, minutes), small (about an hour of 2 CPU cores, the full corpus),
 1b (Llama-3.2-1B shape over Llama 3's tokenizer: Llasa's 193,800 ids + 16 emotion tags,
-padded to 193,920) and 8b (Llama-3.1-8B shape), all sharded by the same rules.
+padded to 193,920) and 8b (Llama-3.1-8B shape), all sharded by the same rules; aligned
+and aligned_medium (the ELLA-V layout on the wide corpus: 2.1M and 10.4M parameters).
 """
 
 from __future__ import annotations
@@ -170,6 +171,36 @@ def small() -> TTSConfig:
     )
 
 
+def aligned() -> TTSConfig:
+    """The aligned (ELLA-V) TTS on the wide corpus: phonemes interleaved with their codes,
+    2.1M parameters, on tables encoded by the 1,000-code codec with eSpeak's phone timings:
+
+        emotive data synth --preset wide --out runs/tts/wide     (then data build and
+        emotive codec encode-split for train and validation; recipes/tts_aligned.sh)
+
+    About 0.4 s a step of 8 rows of 512 tokens on 2 CPU cores; 4,000 steps are some six
+    passes over the 10,200 train clips.
+    """
+    return TTSConfig(
+        model=TransformerConfig(num_layers=4, d_model=192, num_heads=6, num_kv_heads=2,
+                                head_dim=32, mlp_dim=512),
+        vocab=TTSVocabConfig(text_frontend="phoneme", layout="ella_v", codebook_size=1000,
+                             speaker_slots=64),
+        data=TTSDataConfig(train="data/encoded/wide_train", eval="data/encoded/wide_validation",
+                           seq_len=512, text_dropout=0.1),
+        optim=OptimConfig(lr=2e-3, warmup_steps=100),
+        train=TrainConfig(steps=4000, batch_size=8, log_every=50, eval_every=500,
+                          eval_batches=8, ckpt_every=500),
+    )
+
+
+def aligned_medium() -> TTSConfig:
+    """`aligned` at 10.4M parameters (6 layers of 384): the model-size lever."""
+    cfg = aligned()
+    return dataclasses.replace(cfg, model=TransformerConfig(
+        num_layers=6, d_model=384, num_heads=6, num_kv_heads=2, head_dim=64, mlp_dim=1024))
+
+
 def llasa_1b() -> TTSConfig:
     """Llama-3.2-1B / Llasa-1B shape over Llama 3's tokenizer and X-codec2's 65,536 codes.
 
@@ -194,4 +225,5 @@ def llama_8b() -> TTSConfig:
     return dataclasses.replace(llasa_1b(), model=llama_3_1_8b())
 
 
-PRESETS = {"tiny": tiny, "small": small, "1b": llasa_1b, "8b": llama_8b}
+PRESETS = {"tiny": tiny, "small": small, "aligned": aligned, "aligned_medium": aligned_medium,
+           "1b": llasa_1b, "8b": llama_8b}

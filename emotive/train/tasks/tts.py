@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 
 import jax
 import numpy as np
 
-from emotive.codecs.phonemes import PhonemeTokenizer
+from emotive.codecs.phonemes import STRESS, PhonemeTokenizer
 from emotive.codecs.text import TTSVocab, train_bpe
 from emotive.configs.tts import TTSConfig
 from emotive.data.speech.espeak import phonemize
@@ -89,14 +90,26 @@ def synthetic_table(cfg: TTSConfig, num_clips: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     lengths = rng.integers(50, 400, num_clips)
     words = ["alpha", "bravo", "delta", "echo", "golf", "hotel", "kilo", "lima"]
-    return {"codes": rng.integers(0, cfg.vocab.codebook_size, lengths.sum()).astype(np.int32),
+    texts = [" ".join(rng.choice(words, rng.integers(3, 12))) for _ in range(num_clips)]
+    table = {"codes": rng.integers(0, cfg.vocab.codebook_size, lengths.sum()).astype(np.int32),
             "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
-            "text": np.array([" ".join(rng.choice(words, rng.integers(3, 12)))
-                              for _ in range(num_clips)]),
+            "text": np.array(texts),
             "emotion": rng.integers(0, len(cfg.vocab.emotions), num_clips).astype(np.int32),
             "intensity": rng.choice(cfg.vocab.intensities, num_clips).astype(np.int32),
             "speaker": np.full(num_clips, -1, np.int32), "speakers": np.array([], str),
             "codebook_size": np.int64(cfg.vocab.codebook_size)}
+    if cfg.vocab.layout == "ella_v":  # the codes shared out evenly over the text's phonemes
+        table["phones"] = np.array([json.dumps(_even_phones(t, n)) for t, n in
+                                    zip(texts, lengths)])
+    return table
+
+
+def _even_phones(text: str, frames: int) -> list:
+    """Stand-in phone timings of `text`: its phoneme units, `frames` shared out evenly."""
+    tokens = [t for t in PhonemeTokenizer(phonemize).encode(text).tokens if t not in STRESS]
+    names = ["_" if t in (" ", ",", ".", "?", "!") else t for t in tokens]
+    share = np.diff(np.round(np.linspace(0, frames, len(names) + 1)).astype(int))
+    return [[n, int(f)] for n, f in zip(names, share)]
 
 
 def prepare_data(cfg: TTSConfig) -> dict:
