@@ -30,6 +30,7 @@ from emotive.codecs.audio import load_audio
 from emotive.configs import base
 from emotive.configs.codec import SAMPLE_RATE, CodecConfig
 from emotive.data.pipelines.encoded import load_encoded, save_encoded  # noqa: F401 (the table's I/O)
+from emotive.data.pipelines.ella import phone_frames
 from emotive.data.pipelines.speech import split_speakers, whole_clip_batches
 from emotive.errors import UserError
 from emotive.infer.bundle import is_bundle
@@ -238,7 +239,8 @@ def iterate_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "e
                   decode: bool = False) -> Iterator[dict]:
     """Encodes every clip of a TFDS split whole, in length-bucketed padded batches.
 
-    Yields one dict per clip: id, text, condition ("" where the dataset has none), emotion,
+    Yields one dict per clip: id, text, condition ("" where the dataset has none), phones
+    (`phone_frames`: eSpeak's phones with their frames at the codec's rate), emotion,
     intensity, speaker (index into the split's sorted speaker names), adv float32 [3], has_adv,
     audio float32 [T] (the input), codes int32 [ceil(T / hop)], and with `decode` the decoded
     audio float32 [T] (decoded as a padded batch, which equals decoding the clip alone). Stops
@@ -254,6 +256,7 @@ def iterate_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "e
                 length = int(batch["length"][r])
                 row = {"id": str(batch["id"][r]), "text": str(batch["text"][r]),
                        "condition": str(batch["condition"][r]),
+                       "phones": phone_frames(batch["phones"][r], codec.hop, int(frames[r])),
                        "emotion": int(batch["emotion"][r]),
                        "intensity": int(batch["intensity"][r]),
                        "speaker": int(batch["speaker"][r]), "adv": batch["adv"][r],
@@ -284,6 +287,7 @@ def encode_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "em
     return {"codes": np.concatenate([r["codes"] for r in rows]).astype(np.int32),
             "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
             "id": np.array([r["id"] for r in rows]), "text": np.array([r["text"] for r in rows]),
+            "phones": np.array([r["phones"] for r in rows]),
             **{k: np.array([r[k] for r in rows], np.int32)
                for k in ("emotion", "intensity", "speaker")},
             "adv": np.array([r["adv"] for r in rows], np.float32).reshape(-1, 3),

@@ -171,6 +171,9 @@ def test_encode_split_carries_labels_and_matches_single_clip_codes(run, codec, t
         np.testing.assert_array_equal(codes, row["codes"])
         assert again["speakers"][again["speaker"][c]] in ("spk05", "spk12")
         assert again["emotion"][c] == row["emotion"] and again["text"][c] == row["text"]
+        # eSpeak's phone timings travel with the codes, in frames that add up to them
+        phones = json.loads(again["phones"][c])
+        assert sum(f for _, f in phones) == codes.size and phones[-1][0] == "_"
     # Padded batches code each clip as if it were alone (one clip checked: one compile).
     alone, _ = codec.encode(row["audio"][None])
     np.testing.assert_array_equal(codes, alone[0])

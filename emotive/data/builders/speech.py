@@ -74,7 +74,7 @@ class EmotiveSpeech(SpeechBuilder, skip_registration=True):
         return {"text": f.Text(), "speaker": f.Text(), "emotion": emotion_label(),
                 "intensity": f.Scalar(dtype=np.int32), "arousal": f.Scalar(dtype=np.float32),
                 "dominance": f.Scalar(dtype=np.float32), "valence": f.Scalar(dtype=np.float32),
-                "condition": f.Text()}
+                "condition": f.Text(), "phones": f.Text()}
 
     def _clips(self):
         meta = self._src / "metadata.jsonl"
@@ -95,6 +95,8 @@ class EmotiveSpeech(SpeechBuilder, skip_registration=True):
             listed.add(path.resolve())
             labels = {k: row[k] for k in ("text", "speaker", "emotion", "intensity", "arousal",
                                           "dominance", "valence", "condition")}
+            # eSpeak's phone starts ([[ipa, sample], ...] as JSON; "" for older corpora).
+            labels["phones"] = json.dumps(row["phones"]) if row.get("phones") else ""
             clips.append(Clip(row["id"], path, row["split"], labels))
         for wav in (self._src / "wavs").rglob("*.wav"):
             if wav.resolve() not in listed:

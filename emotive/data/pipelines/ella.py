@@ -54,6 +54,24 @@ def parse_phones(phones) -> list[tuple[str, int]]:
     return [(str(name), int(frames)) for name, frames in phones]
 
 
+def phone_frames(phones, hop: int, frames: int) -> str:
+    """eSpeak's phone starts of a clip (JSON text or list of [ipa, start sample]; "" for none)
+    -> the `phones` column: JSON [[ipa, frames], ...] at the codec's rate (`hop` samples a
+    frame), the counts summing to the clip's `frames` codes. A phone starts at frame
+    round(start / hop); the silence before the first belongs to it, the last runs to the end,
+    and a phone that gets no frame keeps a 0."""
+    if isinstance(phones, (str, bytes)):
+        phones = json.loads(phones) if str(phones).strip() else []
+    if not phones:
+        return ""
+    starts = np.clip(np.round(np.asarray([at for _, at in phones], np.float64) / hop), 0,
+                     frames).astype(np.int64)
+    starts = np.maximum.accumulate(starts)
+    starts[0] = 0
+    counts = np.diff(np.concatenate([starts, [frames]]))
+    return json.dumps([[str(name), int(n)] for (name, _), n in zip(phones, counts)])
+
+
 def _symbols(vocab: TTSVocab, name: str) -> list[str]:
     """An eSpeak phone name -> inventory symbols (stress marks dropped)."""
     if name == PAUSE:

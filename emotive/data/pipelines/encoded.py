@@ -8,13 +8,17 @@
                            speakers (the names `speaker` indexes), label names
 
 A record is a UTF-8 JSON header line (id, text, emotion, intensity, speaker, adv, has_adv,
-frames), a newline, then `frames` little-endian int32 code indices. JSON keeps the labels
+phones, frames), a newline, then `frames` little-endian int32 code indices. `phones` is the
+clip's phone timings at the codec's rate, JSON [[ipa, frames], ...] summing to the codes
+(`emotive.data.pipelines.ella.phone_frames`; "" when unknown, and in records written before
+it existed). JSON keeps the labels
 readable by any tool; the codes stay raw bytes so a record decodes without parsing numbers.
 
 In memory the whole split is one table (what `encode_split` returns and `load_encoded`
 gives back): codes int32 [sum N] end to end, offsets int64 [C + 1] (clip c is
 codes[offsets[c]:offsets[c+1]]), id, text (str [C]), emotion, intensity, speaker
-(int32 [C]), adv float32 [C, 3], has_adv bool [C], speakers (str [S]), codebook_size.
+(int32 [C]), adv float32 [C, 3], has_adv bool [C], phones (str [C]), speakers (str [S]),
+codebook_size.
 `EncodedSource` gives grain random access to single clips without loading the table.
 """
 
@@ -35,6 +39,7 @@ _LABELS = ("id", "text", "emotion", "intensity", "speaker", "adv", "has_adv")
 
 def encode_record(row: dict, codes_N: np.ndarray) -> bytes:
     header = {k: row[k] for k in _LABELS}
+    header["phones"] = row.get("phones", "")
     header["frames"] = int(codes_N.size)
     return (json.dumps(header).encode() + b"\n" +
             np.ascontiguousarray(codes_N, dtype="<i4").tobytes())
@@ -66,7 +71,8 @@ def save_encoded(path, table: dict) -> None:
                    "emotion": int(table["emotion"][c]), "intensity": int(table["intensity"][c]),
                    "speaker": int(table["speaker"][c]),
                    "adv": [float(v) for v in table["adv"][c]],
-                   "has_adv": bool(table["has_adv"][c])}
+                   "has_adv": bool(table["has_adv"][c]),
+                   "phones": str(table["phones"][c]) if "phones" in table else ""}
             writer.write(encode_record(row, table["codes"][offsets[c]:offsets[c + 1]]))
     finally:
         writer.close()
@@ -126,5 +132,6 @@ def load_encoded(path) -> dict:
                for k in ("emotion", "intensity", "speaker")},
             "adv": np.array([r["adv"] for r in rows], np.float32).reshape(-1, 3),
             "has_adv": np.array([r["has_adv"] for r in rows], bool),
+            "phones": np.array([r.get("phones", "") for r in rows], dtype=str),
             "speakers": np.array(source.info["speakers"], dtype=str),
             "codebook_size": np.int64(source.info["codebook_size"])}

@@ -63,7 +63,7 @@ def decode_record(record: dict, speakers: dict[str, int]) -> dict:
 
     Takes a record (TFDS ClassLabel ints or emotion names both work) and a speaker table;
     returns a dict with audio (as stored), emotion, intensity, adv, has_adv, speaker, text, id,
-    condition.
+    condition, phones (eSpeak's phone starts as JSON text, "" where the dataset has none).
     """
     emotion = record.get("emotion", -1)
     if isinstance(emotion, (str, bytes)):
@@ -76,7 +76,8 @@ def decode_record(record: dict, speakers: dict[str, int]) -> dict:
             "adv": np.asarray(adv, np.float32), "has_adv": np.bool_(has_adv),
             "speaker": np.int32(speakers.get(speaker, -1)),
             "text": _text(record.get("text", "")), "id": _text(record.get("id", "")),
-            "condition": _text(record.get("condition", ""))}
+            "condition": _text(record.get("condition", "")),
+            "phones": _text(record.get("phones", ""))}
 
 
 def _as_float(audio_T: np.ndarray) -> np.ndarray:
@@ -97,11 +98,11 @@ def _fit(example: dict, length: int, offset: int) -> dict:
 
 
 # Python strings per row: they stay on the host (jax arrays cannot hold them).
-HOST_FIELDS = ("text", "id", "condition")
+HOST_FIELDS = ("text", "id", "condition", "phones")
 
 _EMPTY_ROW = {"emotion": np.int32(-1), "intensity": np.int32(0),
               "adv": np.zeros(3, np.float32), "has_adv": np.bool_(False),
-              "speaker": np.int32(-1), "text": "", "id": "", "condition": ""}
+              "speaker": np.int32(-1), "text": "", "id": "", "condition": "", "phones": ""}
 
 
 def _collate(rows: list[dict | None], length: int) -> dict:

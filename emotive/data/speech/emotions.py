@@ -203,14 +203,20 @@ def add_tremolo(x: np.ndarray, sr: int, depth: float, rng: np.random.Generator) 
     return x * (1 + depth * np.sin(phase)) / (1 + depth)
 
 
+def jitter_warp(n: int, sr: int, amount: float, rng: np.random.Generator) -> np.ndarray | None:
+    """The time warp of add_jitter for n samples: output sample i reads input position t[i]
+    (increasing); None when amount <= 0 (no warp, nothing drawn)."""
+    if amount <= 0:
+        return None
+    speed = 1 + amount * _smooth_noise(n, sr, 12.0, rng)
+    t = np.cumsum(speed) - speed[0]
+    return t[t <= n - 1]
+
+
 def add_jitter(x: np.ndarray, sr: int, amount: float, rng: np.random.Generator) -> np.ndarray:
     """Wobble pitch (and timing) by a random fraction `amount` via a smoothly varying time warp."""
-    if amount <= 0:
-        return x
-    speed = 1 + amount * _smooth_noise(x.size, sr, 12.0, rng)
-    t = np.cumsum(speed) - speed[0]
-    t = t[t <= x.size - 1]
-    return np.interp(t, np.arange(x.size), x)
+    t = jitter_warp(x.size, sr, amount, rng)
+    return x if t is None else np.interp(t, np.arange(x.size), x)
 
 
 def add_roughness(x: np.ndarray, sr: int, depth: float, rng: np.random.Generator) -> np.ndarray:
@@ -237,17 +243,28 @@ def gain(x: np.ndarray, db: float) -> np.ndarray:
 
 
 def apply_emotion(x: np.ndarray, sr: int, emotion: str, intensity: int,
-                  rng: np.random.Generator) -> np.ndarray:
-    """Apply an emotion's signal processing (not its prosody) to speech x [T]; return float64 [T']."""
+                  rng: np.random.Generator, positions=None):
+    """Apply an emotion's signal processing (not its prosody) to speech x [T]; return float64 [T'].
+
+    positions: sample positions in x (e.g. phoneme starts); then returns (x', the positions
+    moved by the jitter's time warp, the only step that changes time) instead.
+    """
     p, s = PRESETS[emotion], intensity_scale(intensity)
     x = np.asarray(x, np.float64)
-    x = add_jitter(x, sr, s * p.jitter, rng)
+    t = jitter_warp(x.size, sr, s * p.jitter, rng)
+    if t is not None:
+        x = np.interp(t, np.arange(x.size), x)
+    if positions is not None:
+        positions = np.asarray(positions, np.int64)
+        if t is not None:  # the first output sample that reads at or after the position
+            positions = np.minimum(np.searchsorted(t, positions), t.size)
     x = add_tremolo(x, sr, s * p.tremolo, rng)
     x = add_roughness(x, sr, s * p.roughness, rng)
     x = tilt(x, sr, s * p.tilt_db_per_octave)
     x = add_breath(x, sr, s * p.breath, rng)
     x = compress(x, s * p.drive)
-    return gain(x, s * p.gain_db + rng.uniform(-1.0, 1.0))
+    x = gain(x, s * p.gain_db + rng.uniform(-1.0, 1.0))
+    return x if positions is None else (x, positions)
 
 
 def reverberate(x: np.ndarray, sr: int, rt60_s: float, drr_db: float,

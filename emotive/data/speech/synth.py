@@ -102,11 +102,14 @@ PRESET_NAMES = (*PRESETS, *HELDOUT_PRESETS)
 
 def render(text: str, speaker_id: str, emotion: str, intensity: int = 2,
            condition: str = 'clean', seed: int = 0,
-           synthesizer: Synthesizer | None = None) -> np.ndarray:
+           synthesizer: Synthesizer | None = None, with_phones: bool = False):
     """Speak `text` as one corpus speaker in one emotion and condition.
 
     Returns float32 samples [T] at 16 kHz in [-1, 1]; the same arguments give
-    the same samples. Pass a Synthesizer to reuse it across calls.
+    the same samples. Pass a Synthesizer to reuse it across calls. with_phones: returns
+    (samples, phones) instead, phones = [(IPA phoneme or '_' for a pause, start sample)]:
+    eSpeak's phoneme events moved through every time change after it (the voice's tract
+    resampling, the emotion's jitter warp; the reverb only adds a tail).
     """
     speaker = speaker_by_id(speaker_id)
     emo.check_emotion(emotion, intensity)
@@ -116,13 +119,20 @@ def render(text: str, speaker_id: str, emotion: str, intensity: int = 2,
     if speaker.tract_scale != 1.0:  # spoken slower, then played faster (voices.Speaker)
         settings['rate'] = int(np.clip(round(settings['rate'] / speaker.tract_scale), 80, 450))
     synthesizer = synthesizer or Synthesizer()
-    x = synthesizer.synth(text, speaker.voice, seed=int(rng.integers(1, 2**31 - 1)), **settings)
+    x, events = synthesizer.synth_with_phonemes(
+        text, speaker.voice, seed=int(rng.integers(1, 2**31 - 1)), **settings)
+    starts = np.asarray([at for _, at in events], np.float64)
     if speaker.tract_scale != 1.0:
-        x = resample_poly(x, 100, round(100 * speaker.tract_scale))
+        down = round(100 * speaker.tract_scale)
+        x = resample_poly(x, 100, down)
+        starts = starts * 100 / down
     x = emo.gain(x, BASE_LEVEL_DB + speaker.gain_db)
-    x = emo.apply_emotion(x, SAMPLE_RATE, emotion, intensity, rng)
-    x = emo.apply_condition(x, SAMPLE_RATE, condition, rng)
-    return emo.limit(x)
+    x, starts = emo.apply_emotion(x, SAMPLE_RATE, emotion, intensity, rng,
+                                  positions=np.round(starts).astype(np.int64))
+    x = emo.limit(emo.apply_condition(x, SAMPLE_RATE, condition, rng))
+    if not with_phones:
+        return x
+    return x, [(name, int(min(at, x.size))) for (name, _), at in zip(events, starts)]
 
 
 def _split_items(items: list, rng: np.random.Generator) -> dict[str, list]:
@@ -240,8 +250,8 @@ def _make_clip(job: dict) -> dict:
         text, kind = job['text'], job['text_kind']
     else:
         text, kind = TEXTS[job['text_index']]
-    x = render(text, job['speaker'], job['emotion'], job['intensity'], job['condition'],
-               job['seed'], _WORKER['synth'])
+    x, phones = render(text, job['speaker'], job['emotion'], job['intensity'],
+                       job['condition'], job['seed'], _WORKER['synth'], with_phones=True)
     rel = Path('wavs') / job['split'] / f"{job['id']}.wav"
     pcm = np.round(np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
     sf.write(_WORKER['out'] / rel, pcm, SAMPLE_RATE, subtype='PCM_16')
@@ -251,7 +261,8 @@ def _make_clip(job: dict) -> dict:
                 sex=speaker.sex, accent=speaker.accent, emotion=job['emotion'],
                 intensity=job['intensity'], arousal=arousal, dominance=dominance, valence=valence,
                 condition=job['condition'], text=text, text_kind=kind,
-                seconds=pcm.size / SAMPLE_RATE, sample_rate=SAMPLE_RATE)
+                seconds=pcm.size / SAMPLE_RATE, sample_rate=SAMPLE_RATE,
+                phones=[[name, at] for name, at in phones])
 
 
 def _subset(jobs: list[dict], limit: int) -> list[dict]:

@@ -110,3 +110,15 @@ def test_documents_pack_with_loss_on_codes_eop_and_end_and_untimed_clips_named(v
     assert parse_phones("") == [] and parse_phones(table["phones"][0])[0] == ("ð", 3)
     with pytest.raises(UserError, match="no phone timings"):
         build_documents({k: v for k, v in table.items() if k != "phones"}, vocab)
+
+
+def test_phone_starts_become_frames_that_sum_to_the_codes():
+    from emotive.data.pipelines.ella import phone_frames
+
+    starts = [["d", 230], ["uː", 500], ["n", 1400], ["_", 1400], ["_", 2000]]
+    # frames at hop 320: starts round to 1, 2, 4, 4, 6 -> the first owns the lead-in
+    assert json.loads(phone_frames(starts, 320, 8)) == [["d", 2], ["uː", 2], ["n", 0],
+                                                        ["_", 2], ["_", 2]]
+    assert json.loads(phone_frames(json.dumps(starts), 320, 5)) == [
+        ["d", 2], ["uː", 2], ["n", 0], ["_", 1], ["_", 0]]  # clipped to the codes
+    assert phone_frames("", 320, 10) == "" and phone_frames([], 320, 10) == ""

@@ -19,7 +19,7 @@ from emotive.data.speech.texts import TEXTS
 from emotive.data.speech.voices import SPEAKERS
 from emotive.errors import UserError
 
-FIELDS = {'id', 'path', 'split', 'speaker', 'sex', 'accent', 'emotion', 'intensity', 'arousal',
+FIELDS = {'id', 'path', 'split', 'phones', 'speaker', 'sex', 'accent', 'emotion', 'intensity', 'arousal',
           'dominance', 'valence', 'condition', 'text', 'text_kind', 'seconds', 'sample_rate'}
 
 
@@ -211,3 +211,31 @@ def test_pitch_tracker_on_a_known_tone():
     feats = dict(zip(FEATURE_NAMES, prosodic_features(tone, 16000)))
     assert abs(feats['f0_mean_st'] - 12 * np.log2(1.5)) < 0.1
     assert feats['voiced_fraction'] > 0.9
+
+
+def test_phone_timings_follow_the_audio(corpus):
+    """Every clip carries eSpeak's phones, moved through the time changes after eSpeak: in
+    time order, inside the clip, and the speech (the loud part) lies between the first
+    phone and the final pause."""
+    out, _, rows = corpus
+    for r in rows:
+        starts = [at for _, at in r['phones']]
+        audio, _ = sf.read(out / r['path'], dtype='float32')
+        assert starts == sorted(starts) and 0 <= starts[0] and starts[-1] <= audio.size
+        assert r['phones'][-1][0] == '_' and sum(name != '_' for name, _ in r['phones']) >= 2
+        loud = np.flatnonzero(np.abs(audio) > 0.3 * np.abs(audio).max())
+        if r['condition'] == 'clean':  # (reverb and noise blur where speech ends)
+            assert starts[0] - 800 <= loud[0] and loud[-1] <= starts[-1] + 800
+
+
+def test_rendering_with_phones_gives_the_same_samples():
+    """A jittery emotion on a voice whose tract is resampled: same audio either way, and
+    the timings shift against the plain eSpeak events by the time changes only."""
+    from emotive.data.speech.voices import KLATT_SPEAKERS
+
+    speaker = next(s for s in KLATT_SPEAKERS if s.tract_scale != 1.0)
+    plain = synth.render('The quick brown fox.', speaker.id, 'fearful', 2, seed=3)
+    x, phones = synth.render('The quick brown fox.', speaker.id, 'fearful', 2, seed=3,
+                             with_phones=True)
+    np.testing.assert_array_equal(plain, x)
+    assert [n for n, _ in phones][:3] == ['ð', 'ə', 'k'] and phones[-1][1] <= x.size
