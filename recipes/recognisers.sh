@@ -27,6 +27,7 @@ train() {  # family, preset, run, overrides...
 }
 
 train asr lexicon asr-judge train.seed=1 && evals asr asr-judge
+train asr lexicon asr-teacher train.seed=0 && evals asr asr-teacher
 train ser wide ser-judge train.seed=1 && evals ser ser-judge
 train ser wide ser-verifier train.seed=2 && evals ser ser-verifier
 train student base student train.seed=2 teacher.ckpt=$R/ser-verifier && evals student student
@@ -41,6 +42,7 @@ release() {  # run, bundle, role
     $R/$1/eval-heldout
 }
 release asr-judge asr-judge judge
+release asr-teacher asr-teacher teacher
 release ser-judge ser-judge judge
 release ser-verifier ser-verifier verifier
 release student student verifier
