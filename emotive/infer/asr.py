@@ -73,6 +73,13 @@ class Recognizer(Predictor):
         """Whether this recogniser transcribes to phonemes (`model.targets=phonemes`)."""
         return self.cfg.model.targets == "phonemes"
 
+    def log_probs(self, audio_BxT, lengths_B=None) -> tuple[np.ndarray, np.ndarray]:
+        """CTC log-probabilities float32 [B, S, V] of float audio [B, T] at 16 kHz with valid
+        lengths [B] (default: whole rows), and the valid slots of each row int32 [B]; a slot
+        is `cfg.model.slot_samples` samples. The forced aligner's input (emotive.infer.align)."""
+        log_probs, slots_B = self.per_slot(_log_probs, audio_BxT, lengths_B)
+        return np.asarray(log_probs), np.asarray(slots_B)
+
     def transcribe(self, audio_BxT, lengths_B=None, decoder: BeamDecoder | None = None
                    ) -> list[str]:
         """Transcripts of float audio [B, T] at 16 kHz with valid lengths [B] (default: whole
