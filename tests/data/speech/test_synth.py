@@ -239,3 +239,50 @@ def test_rendering_with_phones_gives_the_same_samples():
                              with_phones=True)
     np.testing.assert_array_equal(plain, x)
     assert [n for n, _ in phones][:3] == ['ð', 'ə', 'k'] and phones[-1][1] <= x.size
+
+
+def test_jitter_moves_a_position_to_the_first_output_sample_reading_at_or_after_it():
+    from emotive.data.speech import emotions as emo
+
+    x = np.random.default_rng(1).standard_normal(8000)
+    positions = np.array([0, 1, 999, 4000, 7999])
+    y, moved = emo.apply_emotion(x, 16000, 'fearful', 2, np.random.default_rng(0), positions)
+    np.testing.assert_array_equal(y, emo.apply_emotion(x, 16000, 'fearful', 2,
+                                                       np.random.default_rng(0)))
+    # the warp is the first draw of apply_emotion: redraw it and check each answer
+    t = emo.jitter_warp(x.size, 16000, emo.PRESETS['fearful'].jitter, np.random.default_rng(0))
+    assert t is not None and np.all(np.diff(t) > 0) and moved[0] == 0
+    for p, i in zip(positions, moved):
+        assert i == t.size or t[i] >= p
+        assert i == 0 or t[i - 1] < p
+    # add_jitter is the same warp applied to the samples
+    np.testing.assert_array_equal(emo.add_jitter(x, 16000, 0.04, np.random.default_rng(2)),
+                                  np.interp(emo.jitter_warp(x.size, 16000, 0.04,
+                                                            np.random.default_rng(2)),
+                                            np.arange(x.size), x))
+    # no jitter (neutral): positions stay where they are
+    _, same = emo.apply_emotion(x, 16000, 'neutral', 2, np.random.default_rng(0), positions)
+    np.testing.assert_array_equal(same, positions)
+
+
+def test_phones_of_a_resampled_jittery_voice_sit_on_the_speech_and_ignore_the_reverb():
+    """A Klatt voice with tract_scale 1.22 (resampled) speaking fearfully (jitter): starts in
+    time order inside the audio, the loud part between the first phone and the final pause,
+    and 'distance' (reverb tail, noise) neither changes the timings nor the speech samples'
+    positions: its final pause starts before its reverb tail."""
+    from emotive.data.speech.voices import KLATT_SPEAKERS
+
+    speaker = next(s for s in KLATT_SPEAKERS if s.tract_scale != 1.0)
+    text = 'The quick brown fox jumps over the lazy dog.'
+    clean, phones = synth.render(text, speaker.id, 'fearful', 2, 'clean', seed=5,
+                                 with_phones=True)
+    far, far_phones = synth.render(text, speaker.id, 'fearful', 2, 'distance', seed=5,
+                                   with_phones=True)
+    np.testing.assert_array_equal(far, synth.render(text, speaker.id, 'fearful', 2,
+                                                    'distance', seed=5))
+    assert far_phones == phones and far.size > clean.size  # the tail only appends
+    starts = [at for _, at in phones]
+    assert starts == sorted(starts) and 0 <= starts[0] and starts[-1] <= clean.size
+    assert phones[-1][0] == '_' and [n for n, _ in phones[:3]] == ['ð', 'ə', 'k']
+    loud = np.flatnonzero(np.abs(clean) > 0.3 * np.abs(clean).max())
+    assert starts[0] - 800 <= loud[0] and loud[-1] <= starts[-2] + 800
