@@ -3,7 +3,13 @@
     emotive codec encode IN.wav --ckpt DIR --out codes.npy
     emotive codec decode codes.npy --ckpt DIR --out OUT.wav [--chunk-frames 25 --left-context 50]
     emotive codec encode-split --ckpt DIR --data-dir DATA_DIR --split train --out data/codes/train
+                               [--align-asr PHONEME_ASR_RUN]
     emotive codec eval --ckpt DIR [--data-dir DATA_DIR] [--split test] [--out DIR]
+
+`--align-asr` fills the `phones` column (per-phoneme frames, which the ELLA-V layout needs)
+by CTC forced alignment with a phoneme recogniser wherever the dataset has no eSpeak timings
+(ESD, LibriTTS-R, audio folders); clips it cannot align keep none and are listed, with the
+reason, on stdout and in OUT/alignment_failures.txt.
 
 DIR is a training workdir (its newest checkpoint is used), its checkpoints/ folder or one
 step folder. Codes are int32 indices, 50 per second of 16 kHz audio. Files of any length
@@ -39,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     split.add_argument("--split", default="train")
     split.add_argument("--batch-size", type=int, default=8)
     split.add_argument("--limit", type=int, default=None, help="encode only this many clips")
+    split.add_argument("--align-asr", default=None, metavar="RUN",
+                       help="phoneme recogniser (run, checkpoint or bundle trained with "
+                       "model.targets=phonemes) whose forced alignment gives the phone "
+                       "timings of clips the dataset has none for")
     ev = sub.add_parser("eval", help="PESQ, STOI, mel distance, SI-SDR, codebook usage on "
                         "held-out speakers; JSON report and spectrogram PNG")
     ev.add_argument("--data-dir", default=None,
@@ -69,16 +79,37 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "decode":
         return _decode(codec, args, codec_lib)
     if args.action == "encode-split":
-        table = codec_lib.encode_split(codec, args.data_dir, args.split, dataset=args.dataset,
-                                       batch_size=args.batch_size, limit=args.limit)
-        codec_lib.save_encoded(args.out, table)
-        seconds = table["codes"].size / codec.cfg.model.sample_rate * codec.hop
-        print(f"encoded {len(table['id'])} clips ({seconds:.1f} s, {table['codes'].size} codes) "
-              f"of {args.dataset}/{args.split} -> {args.out}")
-        return 0
+        return _encode_split(codec, args, codec_lib)
     from emotive.commands.eval import run_split_eval
 
     return run_split_eval("codec", args, codec)
+
+
+def _encode_split(codec, args, codec_lib) -> int:
+    aligner = None
+    if args.align_asr:
+        from emotive.infer.align import require_phonemes
+        from emotive.infer.asr import load_recognizer
+
+        aligner = load_recognizer(args.align_asr)
+        require_phonemes(aligner)
+    table = codec_lib.encode_split(codec, args.data_dir, args.split, dataset=args.dataset,
+                                   batch_size=args.batch_size, limit=args.limit,
+                                   aligner=aligner)
+    codec_lib.save_encoded(args.out, table)
+    seconds = table["codes"].size / codec.cfg.model.sample_rate * codec.hop
+    timed = sum(bool(p) for p in table["phones"])
+    print(f"encoded {len(table['id'])} clips ({seconds:.1f} s, {table['codes'].size} codes) "
+          f"of {args.dataset}/{args.split} -> {args.out}; {timed} with phone timings")
+    failures = table.get("alignment_failures", ())
+    if len(failures):
+        path = pathlib.Path(args.out) / "alignment_failures.txt"
+        path.write_text("".join(f"{line}\n" for line in failures))
+        print(f"forced alignment failed on {len(failures)} clips (they keep no timings; all "
+              f"in {path}):")
+        for line in failures[:10]:
+            print(f"  {line}")
+    return 0
 
 
 def _encode(codec, args) -> int:

@@ -148,6 +148,13 @@ def _align_one(log_probs_TxV, ids, slot_samples: float, hop: int,
     return ClipAlignment(phone_durations(spans, ids, slot_samples, hop, codec_frames), "")
 
 
+def require_phonemes(recognizer) -> None:
+    """UserError unless `recognizer` transcribes to phonemes (forced alignment needs it)."""
+    if not recognizer.phonemes:
+        raise UserError("forced alignment needs a phoneme recogniser (trained with --set "
+                        "model.targets=phonemes); this one transcribes characters")
+
+
 def align_clips(recognizer, audios: Sequence[np.ndarray], texts: Sequence[str],
                 codec_frames: Sequence[int], *, voices: Sequence[str] | None = None,
                 hop: int = 320, targets: PhonemeTargets | None = None,
@@ -160,9 +167,7 @@ def align_clips(recognizer, audios: Sequence[np.ndarray], texts: Sequence[str],
     sum to (`hop` samples a frame). targets: the phonemiser's cache (default a new one).
     Returns a ClipAlignment per clip, in order: a clip that fails keeps its reason.
     """
-    if not recognizer.phonemes:
-        raise UserError("forced alignment needs a phoneme recogniser (trained with --set "
-                        "model.targets=phonemes); this one transcribes characters")
+    require_phonemes(recognizer)
     if not len(audios) == len(texts) == len(codec_frames):
         raise ValueError(f"{len(audios)} audios, {len(texts)} texts and {len(codec_frames)} "
                          "frame counts: need one of each per clip")

@@ -5,6 +5,8 @@
     audio_T = codec.decode(codes_N[None])[0]               # float32 [N * 320]
     for piece in stream_decode(codec, codes_N): ...        # chunked, bounded latency
     table = encode_split(codec, data_dir, "train")         # a TFDS split -> codes + labels
+    table = encode_split(codec, data_dir, "train", aligner=load_recognizer(PHONEME_ASR_RUN))
+                                            # phones by forced alignment where it has none
 
 Everything runs batched through jitted pure functions (one compile per input shape).
 Input longer than one window of `codec.chunking` (28 s + 2 x 2 s of context by default)
@@ -32,7 +34,9 @@ from emotive.configs.codec import SAMPLE_RATE, CodecConfig
 from emotive.data.pipelines.encoded import load_encoded, save_encoded  # noqa: F401 (the table's I/O)
 from emotive.data.pipelines.ella import phone_frames
 from emotive.data.pipelines.speech import split_speakers, whole_clip_batches
+from emotive.data.speech.phoneme_targets import PhonemeTargets, speaker_voice
 from emotive.errors import UserError
+from emotive.infer.align import align_clips, failure_lines, require_phonemes
 from emotive.infer.bundle import is_bundle
 from emotive.infer.chunking import Chunking, batched, chunked_apply, plan_windows
 from emotive.infer.loading import load_bundle
@@ -272,17 +276,46 @@ def iterate_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "e
         batches.close()
 
 
+def _fill_phones(aligner, waiting: list[tuple[dict, np.ndarray]], speakers, hop: int,
+                 targets: PhonemeTargets) -> list[str]:
+    """Gives each waiting (row, audio) the phones of its forced alignment ("" if it fails);
+    returns the failures as 'id: reason' lines."""
+    rows = [row for row, _ in waiting]
+    done = align_clips(aligner, [audio for _, audio in waiting], [r["text"] for r in rows],
+                       [r["codes"].size for r in rows], hop=hop, targets=targets,
+                       voices=[speaker_voice(speakers[r["speaker"]] if r["speaker"] >= 0
+                                             else "") for r in rows], batch_size=len(rows))
+    for row, result in zip(rows, done):
+        row["phones"] = result.phones
+    return failure_lines([r["id"] for r in rows], done)
+
+
 def encode_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "emotive_speech",
-                 batch_size: int = 8, limit: int | None = None) -> dict:
+                 batch_size: int = 8, limit: int | None = None, aligner=None) -> dict:
     """Pre-encodes a TFDS split into code sequences with their labels carried along.
 
     Returns the in-memory table of `emotive.data.pipelines.encoded` (codes end to end, offsets,
-    labels, speakers, codebook_size), which `save_encoded` writes as an array_record folder.
+    labels, phones, speakers, codebook_size), which `save_encoded` writes as an array_record
+    folder. `aligner`: a phoneme recogniser (`emotive.infer.asr.Recognizer`, UserError for a
+    character one) whose CTC forced alignment (`emotive.infer.align`) gives the phones of
+    every clip the dataset has none for; a clip it cannot align keeps "" and is listed in
+    the table's `alignment_failures` ('id: reason' lines; not stored by `save_encoded`).
     """
-    rows = [{k: v for k, v in row.items() if k != "audio"}
-            for row in iterate_split(codec, data_dir, split, dataset=dataset,
-                                     batch_size=batch_size, limit=limit)]
+    if aligner is not None:
+        require_phonemes(aligner)
     speakers = split_speakers(data_dir, dataset, split)
+    rows, waiting, failures, targets = [], [], [], PhonemeTargets()
+    for row in iterate_split(codec, data_dir, split, dataset=dataset, batch_size=batch_size,
+                             limit=limit):
+        audio = row.pop("audio")
+        rows.append(row)
+        if aligner is not None and not row["phones"]:
+            waiting.append((row, audio))
+        if len(waiting) == batch_size:
+            failures += _fill_phones(aligner, waiting, speakers, codec.hop, targets)
+            waiting = []
+    if waiting:
+        failures += _fill_phones(aligner, waiting, speakers, codec.hop, targets)
     lengths = [r["codes"].size for r in rows]
     return {"codes": np.concatenate([r["codes"] for r in rows]).astype(np.int32),
             "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
@@ -293,4 +326,5 @@ def encode_split(codec: LoadedCodec, data_dir, split: str, *, dataset: str = "em
             "adv": np.array([r["adv"] for r in rows], np.float32).reshape(-1, 3),
             "has_adv": np.array([r["has_adv"] for r in rows], bool),
             "speakers": np.array(speakers, dtype=str), "codebook_size": np.int64(
-                codec.codebook_size)}
+                codec.codebook_size),
+            **({"alignment_failures": np.array(failures, dtype=str)} if aligner is not None else {})}

@@ -1,17 +1,23 @@
 """CTC forced alignment: known paths on constructed emissions, agreement with an exhaustive
 search over every CTC labelling, durations at the codec's rate, the boundary error, and
-align_clips end to end on a random tiny phoneme recogniser."""
+align_clips and `emotive codec encode-split --align-asr` end to end on a random tiny phoneme
+recogniser."""
 
 import itertools
 import json
+import shutil
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
-from emotive import configs
+from emotive import cli, configs
 from emotive.codecs.chars import ctc_collapse
 from emotive.codecs.phonemes import INVENTORY, WORD
+from emotive.configs import base
+from emotive.data.builders import build
+from emotive.data.pipelines.encoded import load_encoded
 from emotive.data.speech.phoneme_targets import PhonemeTargets
 from emotive.errors import UserError
 from emotive.infer.align import (AlignmentError, align_clips, boundary_error_ms,
@@ -19,7 +25,9 @@ from emotive.infer.align import (AlignmentError, align_clips, boundary_error_ms,
                                  phone_durations, target_names)
 from emotive.infer.asr import Recognizer
 from emotive.models.asr import CtcRecognizer
-from tests.conftest import numpy_init
+from emotive.models.codec import Codec
+from emotive.train.checkpoint import Checkpointer
+from tests.conftest import MICRO, numpy_init
 
 
 def peaked(labels, vocab: int = 4, p: float = 0.9) -> np.ndarray:
@@ -184,3 +192,59 @@ def test_align_clips_reports_every_clip_and_refuses_characters():
                                                                    rngs=nnx.Rngs(0))))
     with pytest.raises(UserError, match="phoneme recogniser"):
         align_clips(chars, [audio], ["The cat sat."], [50])
+
+
+def _save_run(root, experiment, overrides, make, params_of):
+    """A checkpoint of random weights as `emotive train EXPERIMENT` writes it."""
+    cfg = configs.load(experiment, "tiny", overrides)
+    model = numpy_init(lambda: make(cfg))
+    ckpt = Checkpointer(root / "checkpoints", async_save=False)
+    ckpt.save(3, {"step": jnp.int32(3), "params": params_of(nnx.state(model, nnx.Param)
+                                                               .to_pure_dict())},
+              None, base.to_dict(cfg))
+    ckpt.close()
+    return root
+
+
+def test_encode_split_aligns_clips_without_timings_and_lists_failures(
+        tiny_speech_data, tmp_path, capsys):
+    # The tiny corpus without its eSpeak timings, as a real dataset comes; one validation
+    # clip's text made far longer than its audio can say, so its alignment fails.
+    corpus = shutil.copytree(tiny_speech_data.parent / "corpus", tmp_path / "corpus")
+    rows = [json.loads(line) for line in (corpus / "metadata.jsonl").read_text().splitlines()]
+    long_id = next(r["id"] for r in rows if r["split"] == "validation")
+    for r in rows:
+        r.pop("phones", None)
+        r["text"] = " ".join([r["text"]] * 30) if r["id"] == long_id else r["text"]
+    (corpus / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build("emotive_speech", corpus, tmp_path / "data", progress=False, verbose=False)
+    codec_run = _save_run(tmp_path / "codec", "codec", MICRO,
+                          lambda cfg: Codec(cfg.model, rngs=nnx.Rngs(0)),
+                          lambda p: {"generator": {"codec": p}})
+    asr_run = _save_run(tmp_path / "asr", "asr", ["model.targets=phonemes"],
+                        lambda cfg: CtcRecognizer(cfg.model, rngs=nnx.Rngs(0)),
+                        lambda p: {"model": p, "rest": {}})
+    out = tmp_path / "codes"
+    assert cli.main(["codec", "encode-split", "--ckpt", str(codec_run), "--data-dir",
+                     str(tmp_path / "data"), "--split", "validation", "--out", str(out),
+                     "--align-asr", str(asr_run)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 clips" in printed and "3 with phone timings" in printed
+    assert f"  {long_id}: " in printed and "too few" in printed
+    assert (out / "alignment_failures.txt").read_text().startswith(f"{long_id}: ")
+    table = load_encoded(out)
+    for c, clip_id in enumerate(table["id"]):
+        frames = int(table["offsets"][c + 1] - table["offsets"][c])
+        if clip_id == long_id:
+            assert table["phones"][c] == ""
+        else:  # the phonemes of the text in the speaker's accent, in frames summing to codes
+            phones = json.loads(table["phones"][c])
+            assert sum(f for _, f in phones) == frames and len(phones) > 5
+
+    chars_run = _save_run(tmp_path / "chars", "asr", [],
+                          lambda cfg: CtcRecognizer(cfg.model, rngs=nnx.Rngs(0)),
+                          lambda p: {"model": p, "rest": {}})
+    assert cli.main(["codec", "encode-split", "--ckpt", str(codec_run), "--data-dir",
+                     str(tmp_path / "data"), "--split", "validation", "--out", str(out),
+                     "--align-asr", str(chars_run)]) == 2
+    assert "needs a phoneme recogniser" in capsys.readouterr().err
