@@ -45,3 +45,29 @@ def test_report_lists_every_sample_and_plots_them(tmp_path):
     assert report["total_seconds"] == pytest.approx(3.0)
     assert (tmp_path / "samples" / "spectrograms.png").stat().st_size > 1000
     assert "s0-sad.wav" in (tmp_path / "report.md").read_text()
+
+
+def test_samples_are_judged_against_their_own_and_other_texts(tmp_path, monkeypatch, capsys):
+    """A judge that hears each sample's own text: CER 0 and a content margin equal to the
+    chance level; the report says both."""
+    from emotive.commands import eval as eval_command
+
+    class Hears:
+        def transcribe(self, batch, lengths):
+            return [t.lower().strip(".") for t in texts[:len(batch)]]
+
+    texts = ["The cat sat.", "A dog ran far.", "The cat sat.", "A dog ran far."]
+    monkeypatch.setattr(eval_command, "text_recognizer", lambda ckpt: Hears())
+    samples = [{"file": str(tmp_path / f"s{i}.wav"), "text": t, "emotion": "happy",
+                "seconds": 0.5, "notes": [], "audio": np.zeros(8000, np.float32)}
+               for i, t in enumerate(texts)]
+    judged = quickstart.judge_samples(samples, tmp_path)
+    assert judged["cer"] == 0.0 and judged["content_margin"] == judged["wrong_text_cer"] > 0.5
+    (tmp_path / "samples").mkdir()
+    quickstart.write_report(tmp_path, samples, {"6/6 speak": 1.0}, judged)
+    assert "content margin" in (tmp_path / "report.md").read_text()
+    assert json.loads((tmp_path / "report.json").read_text())["judged"]["cer"] == 0.0
+    assert quickstart.judge_path("none") is None
+    assert cli.main(["quickstart", "--workdir", str(tmp_path / "w"), "--judge",
+                     str(tmp_path / "missing")]) == 2
+    assert "--judge" in capsys.readouterr().err

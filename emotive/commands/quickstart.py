@@ -35,9 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where every stage writes (default runs/quickstart)")
     parser.add_argument("--emotions", default=",".join(DEFAULT_EMOTIONS),
                         help="comma-separated emotions to speak (default %(default)s)")
-    parser.add_argument("--sentences", type=int, default=2,
-                        help="held-out sentences to speak in each emotion (default 2)")
+    parser.add_argument("--sentences", type=int, default=4,
+                        help="held-out sentences to speak in each emotion (default 4)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--judge", default=None,
+                        help="asr run or bundle that scores the samples (default: "
+                        "releases/asr-judge if present; 'none' to skip)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -48,9 +51,12 @@ CODEC_LEVERS = ("model.fsq_levels=8,5,5,5",)
 # The tiny corpus is small: at 1,200 steps of batch 4 the LM memorised it (train accuracy
 # 0.99, held-out loss 4.8 at step 400 and 8.3 at step 800). At 400 steps its samples' CER
 # (the seed-1 base recogniser) was 77.4%, at 200 steps 84.8%, so it stops at 400.
-TTS_LEVERS = ("vocab.codebook_size=1000", "vocab.text_frontend=phoneme", "data.text_dropout=0.15",
-              "train.steps=400", "train.batch_size=4", "train.eval_every=100",
-              "train.ckpt_every=200")
+# Issue 30: the aligned layout (ELLA-V: each phoneme followed by its codes and an end-of-phoneme
+# token, from eSpeak's timings), so the model need not find the alignment itself.
+TTS_LEVERS = ("vocab.codebook_size=1000", "vocab.text_frontend=phoneme", "vocab.layout=ella_v",
+              "data.text_dropout=0.15", "train.steps=400", "train.batch_size=4",
+              "train.eval_every=100", "train.ckpt_every=200")
+DEFAULT_JUDGE = "releases/asr-judge"
 
 
 def _done_training(workdir: pathlib.Path, steps: int) -> bool:
@@ -94,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from emotive.errors import UserError
 
     emotions = [e.strip() for e in args.emotions.split(",") if e.strip()]
+    judge = judge_path(args.judge)
     unknown = [e for e in emotions if e not in EMOTIONS]
     if not emotions or unknown:
         raise UserError(f"--emotions must name some of {', '.join(EMOTIONS)}; got {args.emotions!r}")
@@ -143,8 +150,43 @@ def run(args: argparse.Namespace) -> int:
     samples = []
     stages.run("6/6 speak held-out sentences", False,
                lambda: samples.extend(speak(work, corpus, emotions, args.sentences, args.seed)))
-    write_report(work, samples, stages.times)
+    write_report(work, samples, stages.times, judge_samples(samples, judge))
     return 0
+
+
+def judge_path(judge: str | None) -> pathlib.Path | None:
+    """The recogniser that scores the samples: --judge, else releases/asr-judge if present."""
+    if judge is not None:
+        if judge == "none":
+            return None
+        if not pathlib.Path(judge).exists():
+            from emotive.errors import UserError
+            raise UserError(f"--judge {judge} does not exist; pass an asr run or bundle, or "
+                            "'none'")
+        return pathlib.Path(judge)
+    return pathlib.Path(DEFAULT_JUDGE) if pathlib.Path(DEFAULT_JUDGE).is_dir() else None
+
+
+def judge_samples(samples: list, judge: pathlib.Path | None) -> dict | None:
+    """The judge's CER on the samples, its chance level and the content margin."""
+    if judge is None or not samples:
+        return None
+    from emotive.commands.eval import text_recognizer
+    from emotive.evals.common import corpus_rates
+    from emotive.infer.predictor import pad_rows
+    from emotive.metrics.recognition import wrong_text_cer
+
+    recognizer = text_recognizer(str(judge))
+    batch, lengths = pad_rows([s["audio"] for s in samples])
+    heard = recognizer.transcribe(batch, lengths)
+    texts = [s["text"] for s in samples]
+    out = {"judge": str(judge), "cer": corpus_rates(texts, heard)["cer"]}
+    if len(set(texts)) > 1:
+        out["wrong_text_cer"] = wrong_text_cer(texts, heard)
+        out["content_margin"] = out["wrong_text_cer"] - out["cer"]
+    for s, h in zip(samples, heard):
+        s["heard"] = h
+    return out
 
 
 def speak(work: pathlib.Path, corpus: pathlib.Path, emotions, count: int, seed: int) -> list:
@@ -173,7 +215,7 @@ def speak(work: pathlib.Path, corpus: pathlib.Path, emotions, count: int, seed: 
     return samples
 
 
-def write_report(work: pathlib.Path, samples: list, times: dict) -> None:
+def write_report(work: pathlib.Path, samples: list, times: dict, judged: dict | None = None) -> None:
     from emotive.configs.common import SAMPLE_RATE as sr
     from emotive.evals.common import plot_mel_grid
 
@@ -186,7 +228,7 @@ def write_report(work: pathlib.Path, samples: list, times: dict) -> None:
     listed = [{k: v for k, v in s.items() if k != "audio"} for s in samples]
     report = {"stage_seconds": times, "total_seconds": round(sum(times.values()), 1),
               "samples": listed, "spectrograms": str(plot),
-              "codec": str(work / "codec"), "tts": str(work / "tts")}
+              "codec": str(work / "codec"), "tts": str(work / "tts"), "judged": judged}
     (work / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     lines = ["# emotive quickstart", "",
              f"Total {report['total_seconds']:.0f} s: " +
@@ -194,6 +236,11 @@ def write_report(work: pathlib.Path, samples: list, times: dict) -> None:
              "| file | emotion | seconds | text |", "| --- | --- | --- | --- |"]
     lines += [f"| {pathlib.Path(s['file']).name} | {s['emotion']} | {s['seconds']:.2f} | "
               f"{s['text']} |" for s in listed]
+    if judged is not None:
+        margin = judged.get("content_margin")
+        lines += ["", f"Heard by {judged['judge']}: CER {100 * judged['cer']:.1f}%"
+                  + (f", against other samples' texts {100 * judged['wrong_text_cer']:.1f}% "
+                     f"(content margin {100 * margin:.1f} points)" if margin is not None else "")]
     lines += ["", f"Spectrograms: {plot}", "",
               f"Speak your own: emotive tts \"Your text.\" --ckpt {work / 'tts'} --codec "
               f"{work / 'codec'} --emotion happy --out out.wav"]
