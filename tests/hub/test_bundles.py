@@ -39,7 +39,7 @@ from emotive.infer.tts_model import load_tts
 from emotive.models.codec import Codec
 from emotive.train.checkpoint import Checkpointer
 from emotive.train.tasks import make_task
-from emotive.train.tasks.tts import model_vocab_size
+from emotive.train.tasks.tts import build_vocab, model_vocab_size
 
 from tests.conftest import MICRO
 
@@ -74,7 +74,8 @@ class _NoIterator:
 
 def save_run(cfg, path, seed=0, step=5):
     """A checkpoint as `emotive train` writes it (params and rest; a TTS run's vocabulary
-    in its iterator state), with random weights."""
+    in its iterator state: a BPE, or eSpeak's phonemes with vocab.text_frontend=phoneme),
+    with random weights."""
     data_iter = None
     if cfg.task == "codec":
         params, _ = _random_state(lambda rngs: Codec(cfg.model, rngs=rngs), nnx.Param, seed)
@@ -83,10 +84,13 @@ def save_run(cfg, path, seed=0, step=5):
         task = make_task(cfg)
         params, rest = _random_state(task.make_model, task.param_filters["model"], seed)
         state = {"params": {"model": params}, "rest": rest}
-    if cfg.task == "tts":
+    if cfg.task == "tts" and cfg.vocab.text_frontend == "phoneme":
+        vocab = build_vocab(cfg, {})  # eSpeak's phonemes, in the config's layout (ella_v too)
+    elif cfg.task == "tts":
         texts = [" ".join(np.random.default_rng(i).choice(WORDS, 6)) + "." for i in range(40)]
         vocab = TTSVocab(train_bpe(texts, 300), cfg.vocab.codebook_size, cfg.vocab.emotions,
                          cfg.vocab.intensities, text_vocab_size=300, pad_to=64)
+    if cfg.task == "tts":
         assert vocab.vocab_size == model_vocab_size(cfg)
         data_iter = VocabCarryingIterator(_NoIterator(), vocab.to_json())
     ckpt = Checkpointer(path / "checkpoints", async_save=False)
