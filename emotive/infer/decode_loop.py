@@ -194,7 +194,7 @@ def start(graphdef, params, head_C0xE, prompt_BxP, lengths_B, prefix_len, keys_B
     cols = jnp.arange(n)
     out = jnp.take_along_axis(prompt_BxP, jnp.minimum(lengths_B[:, None] + cols, p - 1), axis=1)
     out = jnp.where(cols[None] < prefix_len, out, knobs.pad_id)
-    is_stop = jnp.isin(out, knobs.stop_ids) & (cols[None] < prefix_len)
+    is_stop = jnp.isin(out, knobs.stop_ids) & (out != cfg.eop_id) & (cols[None] < prefix_len)
     done = jnp.any(is_stop, axis=1)
     count = jnp.where(done, jnp.argmax(is_stop, axis=1), prefix_len).astype(jnp.int32)
     seen = None

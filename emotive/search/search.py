@@ -62,16 +62,21 @@ class SearchResult:
 def _merge_plans(plans: Sequence[Plan]) -> Plan:
     """One plan of all requests' sentences (the shortest new-token limit serves all)."""
     max_new = min(p.sampling.max_new_tokens for p in plans)
-    units, sentences, prompts, groups, min_new = [], [], [], [], []
+    aligned = plans[0].aligned
+    if aligned:  # a long sentence's units need their room: the largest that fits every prompt
+        longest = max(len(x) for p in plans for x in p.prompts)
+        max_new = min(max(p.sampling.max_new_tokens for p in plans), plans[0].max_len - longest)
+    units, sentences, prompts, groups, min_new, phones = [], [], [], [], [], []
     for k, p in enumerate(plans):
         units += [(k, i) for _, i in p.units]
         sentences += p.sentences
         prompts += p.prompts
         groups += p.groups
         min_new += [min(m, max_new) for m in p.min_new]
+        phones += p.phones or []
     sampling = dataclasses.replace(plans[0].sampling, max_new_tokens=max_new)
     return Plan(units, sentences, prompts, groups, sampling, min_new, plans[0].max_len,
-                plans[0].tokens_per_second)
+                plans[0].tokens_per_second, phones if aligned else None)
 
 
 def search(lm, codec: LoadedCodec, request: Request, **kwargs) -> SearchResult:
@@ -115,7 +120,9 @@ def search_batch(lm, codec: LoadedCodec, requests: Sequence[Request], *, verifie
                    text_scale=text_scale, emotion_scale=emotion_scale) for r in requests])
     if vetoes is not None:  # a candidate past the veto's length limit is lost anyway
         cap = max(math.ceil(vetoes.max_seconds_per_char * len(plan.sentences[k][i])
-                            * plan.tokens_per_second) + 1 for k, i in plan.units)
+                            * plan.tokens_per_second) + 1
+                  + (2 * len(plan.phones[u]) + 1 if plan.aligned else 0)  # units and EOPs
+                  for u, (k, i) in enumerate(plan.units))
         if cap < plan.sampling.max_new_tokens:
             plan = dataclasses.replace(
                 plan, sampling=dataclasses.replace(plan.sampling, max_new_tokens=cap),

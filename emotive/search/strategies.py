@@ -30,10 +30,11 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from emotive.data.pipelines.ella import split_units
 from emotive.errors import UserError
 from emotive.infer.codec import decode_window
 from emotive.infer.decoder import Decoder
-from emotive.infer.tts import Plan
+from emotive.infer.tts import Plan, decode_rows
 from emotive.search.compute import Compute, Timer
 from emotive.search.scoring import score_audio
 from emotive.search.selection import Candidate
@@ -103,9 +104,16 @@ class SearchDecoding:
     def start(self, row_units: Sequence[int], seeds: Sequence[int]):
         plan = self.plan
         state = self._timed(self.decoder.start, plan.rows(row_units), seeds=plan.repeat(seeds),
-                            min_new_tokens=plan.repeat([plan.min_new[u] for u in row_units]))
+                            min_new_tokens=plan.repeat([plan.min_new[u] for u in row_units]),
+                            units=self._phones(row_units))
         self.compute.lm_tokens += len(row_units) * self.group
         return state
+
+    def _phones(self, row_units: Sequence[int]):
+        """Aligned models: each decoding row's phoneme units (a group shares its unit's)."""
+        if not self.plan.aligned:
+            return None
+        return [self.plan.phones[u] for u in row_units for _ in range(self.group)]
 
     def advance(self, state, until: int):
         i0 = int(state.i)
@@ -120,7 +128,32 @@ class SearchDecoding:
         return np.asarray(state.done)[:self.decoder.rows][::self.group]
 
     def _codes(self, tokens_N: np.ndarray, count: int) -> np.ndarray:
+        if self.plan.aligned:  # phoneme units and EOPs dropped
+            return split_units(self.vocab, tokens_N[:count])[0]
         return self.vocab.ids_to_codes(tokens_N[:count]).astype(np.int32)
+
+    def _audio_so_far(self, tokens, counts, i: int, decoded: int, audio: list) -> None:
+        """Appends each row's new audio up to step i. The plain layout decodes the new chunk
+        of every row in one streaming window; an aligned row's frames are not its steps, so
+        its codes so far are decoded whole (short sentences: cheap) and the new part kept."""
+        hop = self.codec.hop
+        if self.plan.aligned:
+            codes = [self._codes(tokens[r], min(int(counts[r]), i)) for r in range(len(audio))]
+            with Timer(self.compute, "codec_seconds"):
+                whole = decode_rows(self.codec, self.vocab,
+                                    *_as_ids(self.vocab, codes))
+            for r, a in enumerate(whole):
+                audio[r] = np.concatenate([audio[r], a[audio[r].size:]])
+            return
+        ids = np.where(np.arange(i)[None] < counts[:, None], tokens[:, :i],
+                       self.vocab.speech_offset)
+        codes = self.vocab.ids_to_codes(ids).astype(np.int32)
+        with Timer(self.compute, "codec_seconds"):
+            chunk = decode_window(self.codec, codes, counts, decoded, i,
+                                  left_context=LEFT_CONTEXT)
+        for r in range(len(audio)):
+            valid = max(0, min(int(counts[r]), i) - decoded) * hop
+            audio[r] = np.concatenate([audio[r], chunk[r, :valid]])
 
     def row_seed(self, unit: int, round_: int, slot: int) -> int:
         k, i = self.plan.units[unit]
@@ -169,17 +202,7 @@ class SearchDecoding:
             out = self.decoder.result(state)
             tokens, counts = out.tokens[::self.group], out.lengths[::self.group]
             done = self._done(state)
-            # The new chunk of every row, in one batched streaming decode.
-            ids = np.where(np.arange(i)[None] < counts[:, None], tokens[:, :i],
-                           self.vocab.speech_offset)
-            codes = self.vocab.ids_to_codes(ids).astype(np.int32)
-            with Timer(self.compute, "codec_seconds"):
-                chunk = decode_window(self.codec, codes, counts, decoded, i,
-                                      left_context=LEFT_CONTEXT)
-            hop = self.codec.hop
-            for r in range(len(units)):
-                valid = max(0, min(int(counts[r]), i) - decoded) * hop
-                audio[r] = np.concatenate([audio[r], chunk[r, :valid]])
+            self._audio_so_far(tokens, counts, i, decoded, audio)  # every row's new audio
             decoded = i
             for r in np.flatnonzero(done & ~pooled):  # ended this round
                 pools[units[r]].append(Candidate(self._codes(tokens[r], counts[r]), True,
@@ -216,7 +239,8 @@ class SearchDecoding:
                 state = self._timed(
                     self.decoder.start, plan.rows(new_units), seeds=plan.repeat(new_seeds),
                     prefixes=np.repeat(prefix, self.group, axis=0),
-                    min_new_tokens=plan.repeat([plan.min_new[u] for u in new_units]))
+                    min_new_tokens=plan.repeat([plan.min_new[u] for u in new_units]),
+                    units=self._phones(new_units))
                 self.compute.lm_tokens += len(rows) * self.group * i
             else:
                 state = self._timed(self.decoder.select, state,
@@ -235,6 +259,15 @@ class SearchDecoding:
             pools[units[r]].append(Candidate(self._codes(tokens[r], counts[r]), bool(done[r]),
                                              finished_at=int(state.i)))
         return pools
+
+
+def _as_ids(vocab, codes: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Code arrays -> (token ids [B, N] padded, lengths [B]) for decode_rows."""
+    ids = np.full((len(codes), max(1, max(c.size for c in codes))), vocab.speech_offset,
+                  np.int32)
+    for r, c in enumerate(codes):
+        ids[r, :c.size] = vocab.codes_to_ids(c)
+    return ids, np.asarray([c.size for c in codes], np.int32)
 
 
 def _progress(enabled: bool, total: int):

@@ -77,8 +77,9 @@ def test_selected_rows_continue_as_if_re_prefilled(model):
     cfg = _cfg()
     prompts, units = _rows(1)
     dec = Decoder(model, cfg)
-    state = dec.advance(dec.start(prompts, seeds=[1, 2, 3], units=units), 9)
+    state = dec.advance(dec.start(prompts, seeds=[1, 2, 3], units=units), 29)
     prefix = np.asarray(state.out)[:, :int(state.i)]
+    assert (prefix == EOP).sum(axis=1).min() >= 2  # pointers to rebuild: past two units
     rows, seeds = [2, 0, 2], [11, 12, 13]
     gathered = dec.result(dec.advance(dec.select(state, rows, seeds=seeds), 120))
     fresh = dec.start([prompts[r] for r in rows], seeds=seeds, prefixes=prefix[rows],
