@@ -16,7 +16,8 @@ the same clips, so a weak classifier is not mistaken for a weak TTS); the share 
 that never stopped. Aligned (ELLA-V) models also report the share of phonemes ended by
 force and the mean phoneme-duration error in frames against eSpeak's timings of the clip
 (where the data carries them); `oracle_durations` fixes every phoneme to those timings (the
-diagnostic row: what perfect durations would give). Writes report.json, the TTS wavs and
+diagnostic row: what perfect durations would give); `speed` scales the aligned model's own
+durations (the report's `seconds` then gives the length ratio against a speed-1 report). Writes report.json, the TTS wavs and
 spectrograms.png (original, resynthesis and TTS of the first clips side by side).
 """
 
@@ -63,7 +64,8 @@ def select_clips(clips, emotions, limit: int) -> list[dict]:
 def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test", *,
              dataset: str = "emotive_speech", limit: int = 48, seed: int = 0,
              out_dir=None, batch_size: int = 8, text_scale: float = 1.0,
-             emotion_scale: float = 1.0, oracle_durations: bool = False) -> dict:
+             emotion_scale: float = 1.0, oracle_durations: bool = False,
+             speed: float = 1.0) -> dict:
     """Returns (and writes under out_dir) the report described in the module docstring.
 
     `recognizer` and `emotion_model` are the judges' predictors; they score through the
@@ -103,7 +105,8 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
             seed=seed + start,
             max_seconds=max(2.0 * c["audio"].size / SAMPLE_RATE + 1.0 for c in group),
             text_scale=text_scale, emotion_scale=emotion_scale, details=found,
-            durations=reference[start:start + batch_size] if oracle_durations else None)
+            durations=reference[start:start + batch_size] if oracle_durations else None,
+            speed=speed)
         details += [dict(d, clip=start + d["text"]) for d in found]
         for c, (wave,) in zip(group, waves):
             versions["tts"].append(wave)
@@ -115,7 +118,9 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
     truth = np.array([c["emotion"] for c in clips])
     report = {"split": split, "tts_step": step, "codec_step": codec.step, "clips": len(clips),
               "guidance": {"text_scale": text_scale, "emotion_scale": emotion_scale},
-              "layout": vocab.layout, "oracle_durations": oracle_durations,
+              "layout": vocab.layout, "oracle_durations": oracle_durations, "speed": speed,
+              "seconds": {name: float(sum(a.size for a in audios) / SAMPLE_RATE)
+                          for name, audios in versions.items()},
               "intelligibility": {}, "emotion_accuracy": {}, "per_emotion": {},
               "timing": _timing(details, reference)}
     preds = {}
@@ -204,6 +209,10 @@ def format_report(report: dict) -> str:
             line += (f"; duration error {timing['duration_error_frames']:.2f} frames a phoneme "
                      f"({timing['duration_clips']} clips with eSpeak timings)")
         lines.append(line)
+    if "seconds" in report:
+        sec = report["seconds"]
+        lines.append(f"seconds spoken: tts {sec['tts']:.1f} (speed {report.get('speed', 1.0):g}), "
+                     f"originals {sec['original']:.1f}")
     lines.append(f"{'emotion':<12}{'clips':>6}{'original':>10}{'resynth':>9}{'tts':>7}")
     for e, r in report["per_emotion"].items():
         lines.append(f"{e:<12}{r['clips']:>6}{100 * r['accuracy_original']:>9.0f}%"
