@@ -78,11 +78,25 @@ def _unit_limit(sync: PhoneSync, cap) -> jax.Array:
 
 
 def _sync_logits(logits_BxC, ids_C, sync: PhoneSync, cfg: SamplingConfig, knobs: Knobs):
-    """No EOP below a unit's target frames; no stop token drawn (it is only forced)."""
+    """No EOP below a unit's target frames; no stop token drawn (it is only forced). When
+    sampling, EOP keeps its probability at temperature 1 whatever the temperature: a lower
+    temperature sharpens which code is spoken, not how long (it would otherwise make every
+    phoneme longer, EOP being rarely the likeliest single token)."""
     _, target = _unit_limit(sync, knobs.unit_cap)
-    early = (sync.frames < target)[:, None] & (ids_C == cfg.eop_id)[None]
-    return jnp.where(early | jnp.isin(ids_C, knobs.stop_ids)[None] & (ids_C != cfg.eop_id)[None],
-                     NEG_INF, logits_BxC)
+    is_eop = (ids_C == cfg.eop_id)[None]
+    early = (sync.frames < target)[:, None] & is_eop
+    logits = jnp.where(early | jnp.isin(ids_C, knobs.stop_ids)[None] & ~is_eop, NEG_INF,
+                       logits_BxC)
+    if cfg.temperature == 0:
+        return logits
+    t = knobs.temperature
+    eop = jnp.max(jnp.where(is_eop, logits, NEG_INF), axis=1)
+    codes = jnp.where(is_eop, NEG_INF, logits)
+    # log p/(1-p) of EOP at temperature 1, plus the codes' log-mass at temperature t: after
+    # the division by t EOP's share is p again.
+    odds = eop - jax.nn.logsumexp(codes, axis=1)
+    calibrated = t * (odds + jax.nn.logsumexp(codes / t, axis=1))
+    return jnp.where(is_eop, jnp.where(early, NEG_INF, calibrated[:, None]), logits)
 
 
 def _sync_step(drawn_B, last_B, sync: PhoneSync, cfg: SamplingConfig, knobs: Knobs):

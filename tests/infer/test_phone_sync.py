@@ -154,3 +154,29 @@ def test_bad_unit_input(model):
         generate(model, [p[:-1] for p in prompts], _cfg(), seeds=[0, 1, 2], units=units)
     with pytest.raises(UserError, match="stop_ids"):
         _cfg(stop_ids=(END,)).validate(VOCAB)
+
+
+@pytest.mark.parametrize("temperature", [0.3, 0.8])
+def test_end_of_phoneme_keeps_its_temperature_one_probability(temperature):
+    """A lower temperature sharpens the codes but leaves P(EOP), so durations stay the model's."""
+    import jax.numpy as jnp
+
+    from emotive.infer.decode_loop import PhoneSync, _sync_logits
+    from emotive.infer.logits import candidate_ids
+    from emotive.infer.sampling import make_knobs
+
+    cfg = _cfg(temperature=temperature)
+    knobs = make_knobs(cfg)
+    ids_C, _ = candidate_ids(cfg, knobs)
+    logits = jax.random.normal(jax.random.PRNGKey(0), (3, ids_C.shape[0])) * 2
+    sync = PhoneSync(jnp.zeros((3, 4), jnp.int32), jnp.full(3, 4), jnp.full((3, 4), -1),
+                     jnp.zeros(3, jnp.int32), jnp.zeros(3, jnp.int32), jnp.zeros(3, jnp.int32))
+    out = _sync_logits(logits, ids_C, sync, cfg, knobs)
+    live = ~jnp.isin(ids_C, jnp.asarray([END]))
+    eop = np.asarray(ids_C == EOP)
+    at_one = jax.nn.softmax(jnp.where(live, logits, -1e30), axis=1)[:, eop]
+    at_t = jax.nn.softmax(out / temperature, axis=1)[:, eop]
+    np.testing.assert_allclose(at_t, at_one, rtol=1e-4)
+    codes = ~eop & np.asarray(live)
+    sharper = jax.nn.softmax(out / temperature, axis=1)[:, codes].max(axis=1)
+    assert (sharper > jax.nn.softmax(logits[:, codes], axis=1).max(axis=1) * (1 - at_one[:, 0])).all()
