@@ -32,6 +32,8 @@ OPTIONS: dict[str, tuple[tuple[str, dict], ...]] = {
                                   help="classifier-free guidance on the text (1: off)")),
             ("--emotion-scale", dict(type=float, default=1.0,
                                      help="classifier-free guidance on the emotion (1: off)")),
+            ("--temperature", dict(type=float, default=None,
+                                   help="sampling temperature of the TTS (default: emotive tts's)")),
             ("--speed", dict(type=float, default=1.0,
                              help="aligned models: speaking rate against their own (1: as is)")),
             ("--oracle-durations", dict(action="store_true",
@@ -222,7 +224,8 @@ def _run_tts(kind: str, args) -> int:
                           dataset=args.dataset, limit=args.limit or 48, out_dir=out_dir,
                           batch_size=args.batch_size, text_scale=args.text_scale,
                           emotion_scale=args.emotion_scale,
-                          oracle_durations=args.oracle_durations, speed=args.speed)
+                          oracle_durations=args.oracle_durations, speed=args.speed,
+                          temperature=args.temperature)
     print(tts.format_report(report))
     print(f"report: {out_dir}/report.json")
     return 0

@@ -23,6 +23,7 @@ spectrograms.png (original, resynthesis and TTS of the first clips side by side)
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 
 import numpy as np
@@ -65,7 +66,7 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
              dataset: str = "emotive_speech", limit: int = 48, seed: int = 0,
              out_dir=None, batch_size: int = 8, text_scale: float = 1.0,
              emotion_scale: float = 1.0, oracle_durations: bool = False,
-             speed: float = 1.0) -> dict:
+             speed: float = 1.0, temperature: float | None = None) -> dict:
     """Returns (and writes under out_dir) the report described in the module docstring.
 
     `recognizer` and `emotion_model` are the judges' predictors; they score through the
@@ -73,7 +74,7 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
     """
     from emotive.codecs.audio import save_audio
     from emotive.infer import codec as codec_lib  # looked up at call time: tests stand in
-    from emotive.infer.tts import synthesize_batch
+    from emotive.infer.tts import DEFAULT_SAMPLING, synthesize_batch
 
     intelligibility = IntelligibilityVerifier(recognizer)
     emotion = EmotionVerifier(emotion_model)
@@ -93,6 +94,8 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
         raise UserError("oracle durations need an aligned (ella_v) model and data whose clips "
                         "carry phone timings that match their text")
     details: list[dict] = []
+    sampling = {} if temperature is None else {"sampling": dataclasses.replace(
+        DEFAULT_SAMPLING, temperature=temperature)}
     for start in range(0, len(clips), batch_size):
         group = clips[start:start + batch_size]
         found: list[dict] = []
@@ -106,7 +109,7 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
             max_seconds=max(2.0 * c["audio"].size / SAMPLE_RATE + 1.0 for c in group),
             text_scale=text_scale, emotion_scale=emotion_scale, details=found,
             durations=reference[start:start + batch_size] if oracle_durations else None,
-            speed=speed)
+            speed=speed, **sampling)
         details += [dict(d, clip=start + d["text"]) for d in found]
         for c, (wave,) in zip(group, waves):
             versions["tts"].append(wave)
@@ -119,6 +122,7 @@ def evaluate(lm, codec, recognizer, emotion_model, data_dir, split: str = "test"
     report = {"split": split, "tts_step": step, "codec_step": codec.step, "clips": len(clips),
               "guidance": {"text_scale": text_scale, "emotion_scale": emotion_scale},
               "layout": vocab.layout, "oracle_durations": oracle_durations, "speed": speed,
+              "temperature": temperature,
               "seconds": {name: float(sum(a.size for a in audios) / SAMPLE_RATE)
                           for name, audios in versions.items()},
               "intelligibility": {}, "emotion_accuracy": {}, "per_emotion": {},
