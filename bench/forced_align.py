@@ -12,7 +12,7 @@ phonemised in its speaker's accent) and compares the phones it gives with the cl
 boundary error is the absolute difference in ms between the two start times of a phoneme,
 over the phonemes the two lists share (pauses and first phonemes left out; pairs found by
 `paired_starts`); per clip the mean, then the mean and median over clips, and the mean over
-all phonemes. Clips whose phonemes differ from eSpeak's events are still measured on the
+all phonemes; beside them chance: the same phonemes with the clip shared out evenly. Clips whose phonemes differ from eSpeak's events are still measured on the
 shared ones and counted. Failed clips are listed with their reasons, never dropped.
 
 `--random-preset`: a random-initialised phoneme recogniser of that asr preset, to check the
@@ -33,7 +33,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from emotive.configs.common import SAMPLE_RATE  # noqa: E402
-from emotive.data.pipelines.ella import phone_frames  # noqa: E402
+from emotive.data.pipelines.ella import parse_phones, phone_frames  # noqa: E402
 from emotive.data.pipelines.speech import split_speakers, whole_clip_batches  # noqa: E402
 from emotive.data.speech.phoneme_targets import PhonemeTargets, speaker_voice  # noqa: E402
 from emotive.infer.align import align_clips, paired_starts, phone_starts  # noqa: E402
@@ -84,6 +84,7 @@ def measure(args) -> dict:
                           batch_size=args.batch)
     seconds = time.perf_counter() - start
     per_clip, errors, shared, phonemes, exact, unreferenced = [], [], 0, 0, 0, 0
+    even_errors = []  # chance: the reference's own phonemes, the clip shared out evenly
     for (_, _, _, _, reference), result in zip(rows, results):
         if result.failure:
             continue
@@ -99,6 +100,13 @@ def measure(args) -> dict:
             clip_errors = np.abs(starts_a - starts_r) * frame_ms
             per_clip.append(float(clip_errors.mean()))
             errors.append(clip_errors)
+        listed = parse_phones(reference)
+        frames = sum(f for _, f in listed)
+        share = np.diff(np.round(np.linspace(0, frames, len(listed) + 1)).astype(int))
+        even = [[name, int(f)] for (name, _), f in zip(listed, share)]
+        starts_e, starts_re = paired_starts(even, reference)
+        if starts_e.size:
+            even_errors.append(float(np.abs(starts_e - starts_re).mean() * frame_ms))
     figures = dict.fromkeys(("mean_boundary_error_ms", "median_boundary_error_ms",
                              "phoneme_mean_error_ms"))
     if per_clip:
@@ -113,6 +121,7 @@ def measure(args) -> dict:
         "failed": sum(bool(r.failure) for r in results),
         "without_reference": unreferenced, "measured": len(per_clip),
         "same_phonemes": int(exact), "phonemes_shared": shared / max(phonemes, 1), **figures,
+        "even_split_mean_ms": float(np.mean(even_errors)) if even_errors else None,
         "align_seconds": seconds,
         "failures": [{"id": row[0], "reason": r.failure}
                      for row, r in zip(rows, results) if r.failure]}
@@ -129,6 +138,8 @@ def print_table(report: dict) -> None:
           f"{report['phonemes_shared']:6.1%}  {ms(report['mean_boundary_error_ms']):>7}  "
           f"{ms(report['median_boundary_error_ms']):>9}  "
           f"{ms(report['phoneme_mean_error_ms']):>14}")
+    print(f"chance (the reference's phonemes, the clip shared out evenly): "
+          f"{ms(report.get('even_split_mean_ms'))} ms")
     for failure in report["failures"][:10]:
         print(f"  failed {failure['id']}: {failure['reason']}")
 
