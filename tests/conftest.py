@@ -164,6 +164,27 @@ class _NoIterator:
         return {}
 
 
+def save_tts_run(run, cfg, vocab, seed: int) -> None:
+    """A TTS LM of random weights (numpy_init with `seed`) saved at step 5 as `emotive train tts`
+    saves it, the vocabulary in the iterator state."""
+    import jax.numpy as jnp
+
+    from emotive.configs import base
+    from emotive.data.pipelines.tts import VocabCarryingIterator
+    from emotive.models.lm import CausalLM
+    from emotive.train.checkpoint import Checkpointer
+    from emotive.train.tasks.tts import model_vocab_size
+
+    assert vocab.vocab_size == model_vocab_size(cfg)
+    model = numpy_init(lambda: CausalLM(cfg.model, vocab.vocab_size, rngs=nnx.Rngs(0)),
+                       seed=seed)
+    ckpt = Checkpointer(run / "checkpoints", async_save=False)
+    ckpt.save(5, {"step": jnp.int32(5),
+                  "params": {"model": nnx.state(model, nnx.Param).to_pure_dict()}},
+              VocabCarryingIterator(_NoIterator(), vocab.to_json()), base.to_dict(cfg))
+    ckpt.close()
+
+
 @pytest.fixture(scope="session")
 def tiny_tts_runs(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
     """(TTS run dir, codec run dir) with random weights, written the way their trainers write
@@ -174,11 +195,8 @@ def tiny_tts_runs(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
     from emotive import configs
     from emotive.codecs.text import TTSVocab, train_bpe
     from emotive.configs import base
-    from emotive.data.pipelines.tts import VocabCarryingIterator
     from emotive.models.codec import Codec
-    from emotive.models.lm import CausalLM
     from emotive.train.checkpoint import Checkpointer
-    from emotive.train.tasks.tts import model_vocab_size
 
     words = "oak table river light stone green quiet morning bird".split()
 
@@ -198,14 +216,7 @@ def tiny_tts_runs(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
         texts = [" ".join(np.random.default_rng(i).choice(words, 6)) + "." for i in range(40)]
         vocab = TTSVocab(train_bpe(texts, 300), 48, cfg.vocab.emotions, cfg.vocab.intensities,
                          text_vocab_size=300, pad_to=64)
-        assert vocab.vocab_size == model_vocab_size(cfg)
-        model = numpy_init(lambda: CausalLM(cfg.model, vocab.vocab_size, rngs=nnx.Rngs(0)),
-                           seed=1)
-        ckpt = Checkpointer(root / "tts" / "checkpoints", async_save=False)
-        ckpt.save(5, {"step": jnp.int32(5),
-                      "params": {"model": nnx.state(model, nnx.Param).to_pure_dict()}},
-                  VocabCarryingIterator(_NoIterator(), vocab.to_json()), base.to_dict(cfg))
-        ckpt.close()
+        save_tts_run(root / "tts", cfg, vocab, seed=1)
 
     root = _shared_folder(tmp_path_factory, "tiny-tts-runs", make)
     return root / "tts", root / "codec"
@@ -215,17 +226,10 @@ def tiny_tts_runs(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
 def tiny_aligned_tts_run(tmp_path_factory, tiny_tts_runs) -> tuple[pathlib.Path, pathlib.Path]:
     """(TTS run dir, codec run dir): a random one-layer TTS LM of the aligned (ELLA-V) layout
     over the phoneme front end, beside tiny_tts_runs' codec."""
-    import jax.numpy as jnp
-
     from emotive import configs
     from emotive.codecs.phonemes import PhonemeTokenizer
     from emotive.codecs.text import TTSVocab
-    from emotive.configs import base
-    from emotive.data.pipelines.tts import VocabCarryingIterator
     from emotive.data.speech.espeak import phonemize
-    from emotive.models.lm import CausalLM
-    from emotive.train.checkpoint import Checkpointer
-    from emotive.train.tasks.tts import model_vocab_size
 
     def make(root):
         cfg = configs.load("tts", "tiny", [
@@ -235,14 +239,7 @@ def tiny_aligned_tts_run(tmp_path_factory, tiny_tts_runs) -> tuple[pathlib.Path,
         vocab = TTSVocab(PhonemeTokenizer(phonemize), 48, cfg.vocab.emotions,
                          cfg.vocab.intensities, text_vocab_size=cfg.vocab.text_size, pad_to=64,
                          layout="ella_v")
-        assert vocab.vocab_size == model_vocab_size(cfg)
-        model = numpy_init(lambda: CausalLM(cfg.model, vocab.vocab_size, rngs=nnx.Rngs(0)),
-                           seed=2)
-        ckpt = Checkpointer(root / "tts" / "checkpoints", async_save=False)
-        ckpt.save(5, {"step": jnp.int32(5),
-                      "params": {"model": nnx.state(model, nnx.Param).to_pure_dict()}},
-                  VocabCarryingIterator(_NoIterator(), vocab.to_json()), base.to_dict(cfg))
-        ckpt.close()
+        save_tts_run(root / "tts", cfg, vocab, seed=2)
 
     root = _shared_folder(tmp_path_factory, "tiny-aligned-tts-run", make)
     return root / "tts", tiny_tts_runs[1]
