@@ -34,6 +34,7 @@ from emotive.infer.sampling import SamplingConfig  # noqa: E402
 from emotive.infer.tts_model import load_tts  # noqa: E402
 
 from tests.hub.test_bundles import TINY, save_run  # noqa: E402
+from tests.hub.test_hf_tts_export import hf_model  # noqa: E402,F401 (a fixture)
 
 TOL = 1e-4
 MAX_UNIT_FRAMES = 4  # codes a unit may have before EOP is forced
@@ -59,13 +60,6 @@ def released(run, tmp_path_factory):
 @pytest.fixture(scope="module")
 def ours(run):
     return load_tts(run)
-
-
-@pytest.fixture(scope="module")
-def hf_model(released):
-    model = transformers.LlamaForCausalLM.from_pretrained(
-        released / HF_LLAMA_DIR, dtype=torch.float32, attn_implementation="eager")
-    return model.eval()
 
 
 def _prompt_and_units(vocab):
